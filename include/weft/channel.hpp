@@ -1,0 +1,492 @@
+// weft::channel<T> — Go's channels for C++.
+//
+// A channel is a cheap, copyable handle to shared state; copies talk to the same channel. A
+// default-constructed channel is nil: sends and receives on it block forever and select never
+// picks it. channel<T>(n) buffers n values; channel<T>(0) is a rendezvous where a send
+// completes only when a receiver takes the value, handed over directly with no buffer hop.
+//
+// Values are never lost: a send on a closed channel reports closure and leaves the value with
+// the caller, and values sent before close() are still received. Threads and (later) tasks
+// wait in the same queues, so they can talk over one channel.
+#pragma once
+
+#include "detail/ring_buffer.hpp"
+#include "detail/spin_mutex.hpp"
+#include "detail/waiter.hpp"
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+namespace weft {
+
+// The outcome of a non-blocking or deadline-bounded channel operation.
+enum class status {
+    ok,        // the value was sent or received
+    closed,    // the channel is closed (and, for a receive, drained)
+    not_ready, // try_*: the operation would have blocked
+    timeout,   // *_for / *_until: the deadline passed first
+};
+
+// Misuse of a channel that is a bug in the caller: closing twice, closing a nil channel.
+class channel_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// A received value, or why there is none. Reads like std::optional<T>.
+template <class T>
+class recv_result {
+public:
+    recv_result(weft::status s) noexcept : status_(s) {}
+    recv_result(T&& value) : value_(std::move(value)), status_(weft::status::ok) {}
+
+    weft::status status() const noexcept { return status_; }
+    bool has_value() const noexcept { return value_.has_value(); }
+    explicit operator bool() const noexcept { return value_.has_value(); }
+
+    T& operator*() & noexcept { return *value_; }
+    T&& operator*() && noexcept { return std::move(*value_); }
+    T* operator->() noexcept { return &*value_; }
+    // Throws std::bad_optional_access when there is no value.
+    T& value() & { return value_.value(); }
+    T&& value() && { return std::move(value_.value()); }
+
+private:
+    std::optional<T> value_;
+    weft::status status_;
+};
+
+template <class T>
+class channel;
+template <class T>
+class sender;
+template <class T>
+class receiver;
+
+namespace detail {
+
+// What an attempt made under the channel lock found.
+enum class attempt { done, not_ready, closed };
+
+struct no_deadline {};
+
+template <class T>
+class channel_state {
+public:
+    explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+
+    spin_mutex& mutex() noexcept { return mutex_; }
+
+    // --- operations with mutex() held -------------------------------------------------------
+
+    // Sends `value` if a receiver waits or the buffer has room; moves from it only then.
+    attempt try_send_locked(T& value, deferred_wake& wake) {
+        if (closed_)
+            return attempt::closed;
+        if (waiter* receiver = recvq_.claim_first()) {
+            // A receiver waits, so the buffer is empty: hand the value over directly.
+            auto* slot = static_cast<std::optional<T>*>(receiver->value);
+            try {
+                slot->emplace(std::move(value));
+            } catch (...) {
+                // The receiver is claimed but got nothing: it runs its operation again.
+                wake.add(receiver, wait_outcome::retry);
+                throw;
+            }
+            wake.add(receiver, wait_outcome::completed);
+            return attempt::done;
+        }
+        if (!buffer_.full()) {
+            buffer_.push_back(std::move(value));
+            return attempt::done;
+        }
+        return attempt::not_ready;
+    }
+
+    // Receives into `out` from a waiting sender or the buffer; attempt::closed once closed
+    // and drained.
+    attempt try_recv_locked(std::optional<T>& out, deferred_wake& wake) {
+        if (waiter* sender = sendq_.claim_first()) {
+            T& source = *static_cast<T*>(sender->value);
+            if (buffer_.capacity() == 0) {
+                try {
+                    out.emplace(std::move(source));
+                } catch (...) {
+                    wake.add(sender, wait_outcome::retry);
+                    throw;
+                }
+                wake.add(sender, wait_outcome::completed);
+                return attempt::done;
+            }
+            // A sender waits, so the buffer is full: take the oldest value and let the sender
+            // refill the tail, keeping FIFO order.
+            try {
+                out.emplace(std::move(buffer_.front()));
+            } catch (...) {
+                wake.add(sender, wait_outcome::retry);
+                throw;
+            }
+            buffer_.pop_front();
+            try {
+                buffer_.push_back(std::move(source));
+                wake.add(sender, wait_outcome::completed);
+            } catch (...) {
+                // We have our value; the sender's is intact and it retries into the free slot
+                // in its own thread, where the exception will reach it.
+                wake.add(sender, wait_outcome::retry);
+            }
+            return attempt::done;
+        }
+        if (!buffer_.empty()) {
+            out.emplace(std::move(buffer_.front()));
+            buffer_.pop_front();
+            return attempt::done;
+        }
+        return closed_ ? attempt::closed : attempt::not_ready;
+    }
+
+    void enqueue_send(waiter& w) noexcept { sendq_.push_back(&w); }
+    void enqueue_recv(waiter& w) noexcept { recvq_.push_back(&w); }
+    // Takes `w` out of its queue unless a claimant already did.
+    static void unlink(waiter& w) noexcept {
+        if (w.queue)
+            w.queue->remove(&w);
+    }
+
+    // --- operations that lock ---------------------------------------------------------------
+
+    void close() {
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        if (closed_)
+            throw channel_error("weft: close of closed channel");
+        closed_ = true;
+        // Receivers wait only on an empty buffer, so there is nothing left for them.
+        while (waiter* w = recvq_.claim_first())
+            wake.add(w, wait_outcome::closed);
+        while (waiter* w = sendq_.claim_first())
+            wake.add(w, wait_outcome::closed);
+    }
+
+    std::size_t size() {
+        std::lock_guard lock(mutex_);
+        return buffer_.size();
+    }
+    std::size_t capacity() const noexcept { return buffer_.capacity(); }
+
+    status try_send(T& value) {
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        return to_status(try_send_locked(value, wake));
+    }
+
+    status try_recv(std::optional<T>& out) {
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        return to_status(try_recv_locked(out, wake));
+    }
+
+    // Blocks until sent, closed, or `deadline` (no_deadline: never).
+    template <class Deadline>
+    status send(T& value, const Deadline& deadline) {
+        return block_on(
+            deadline, &value, [&](deferred_wake& wake) { return try_send_locked(value, wake); },
+            &channel_state::enqueue_send);
+    }
+
+    template <class Deadline>
+    status recv(std::optional<T>& out, const Deadline& deadline) {
+        return block_on(
+            deadline, &out, [&](deferred_wake& wake) { return try_recv_locked(out, wake); },
+            &channel_state::enqueue_recv);
+    }
+
+private:
+    static status to_status(attempt a) noexcept {
+        switch (a) {
+        case attempt::done:
+            return status::ok;
+        case attempt::closed:
+            return status::closed;
+        default:
+            return status::not_ready;
+        }
+    }
+
+    template <class Deadline, class Try>
+    status block_on(const Deadline& deadline, void* value, Try try_locked,
+                    void (channel_state::*enqueue)(waiter&)) {
+        for (;;) {
+            wait_context ctx(thread_parker::current());
+            waiter w;
+            w.value = value;
+            w.ctx = &ctx;
+            {
+                deferred_wake wake;
+                std::lock_guard lock(mutex_);
+                attempt a = try_locked(wake);
+                if (a != attempt::not_ready)
+                    return to_status(a);
+                (this->*enqueue)(w);
+            }
+            if constexpr (std::is_same_v<Deadline, no_deadline>) {
+                ctx.wait();
+            } else if (!ctx.wait_until(deadline)) {
+                std::lock_guard lock(mutex_);
+                unlink(w);
+                return status::timeout;
+            }
+            switch (w.outcome) {
+            case wait_outcome::completed:
+                return status::ok;
+            case wait_outcome::closed:
+                return status::closed;
+            default:
+                continue; // retry: the peer's hand-off threw
+            }
+        }
+    }
+
+    spin_mutex mutex_;
+    bool closed_ = false;
+    ring_buffer<T> buffer_;
+    wait_queue recvq_; // receivers, waiting only while the buffer is empty
+    wait_queue sendq_; // senders, waiting only while the buffer is full
+};
+
+// Blocks the calling thread for ever (an operation on a nil channel), or until `deadline`.
+template <class Deadline>
+status wait_on_nil(const Deadline& deadline) {
+    wait_context ctx(thread_parker::current());
+    if constexpr (std::is_same_v<Deadline, no_deadline>) {
+        for (;;)
+            ctx.wait(); // nobody can claim it; a spurious wake-up sleeps again
+    } else {
+        while (ctx.wait_until(deadline)) {
+        }
+        return status::timeout;
+    }
+}
+
+// Lets select reach a handle's state without making it public API.
+struct channel_access {
+    template <class T>
+    static channel_state<T>* state(const channel<T>& c) noexcept {
+        return c.state_.get();
+    }
+    template <class T>
+    static channel_state<T>* state(const sender<T>& s) noexcept {
+        return state(s.channel_);
+    }
+    template <class T>
+    static channel_state<T>* state(const receiver<T>& r) noexcept {
+        return state(r.channel_);
+    }
+};
+
+} // namespace detail
+
+template <class T>
+class channel {
+public:
+    using value_type = T;
+
+    // A nil channel.
+    channel() noexcept = default;
+    // A channel buffering up to `capacity` values; 0 makes it a rendezvous.
+    explicit channel(std::size_t capacity)
+        : state_(std::make_shared<detail::channel_state<T>>(capacity)) {}
+
+    // Blocks until the value is taken (or buffered). Returns false if the channel is closed,
+    // leaving `value` unmoved.
+    bool send(T&& value) { return send_until_impl(value, detail::no_deadline{}) == status::ok; }
+    bool send(const T& value) {
+        T copy(value);
+        return send(std::move(copy));
+    }
+
+    // Never blocks: ok, not_ready (full, or no receiver for a rendezvous) or closed. Moves
+    // from `value` only on ok.
+    status try_send(T&& value) { return state_ ? state_->try_send(value) : status::not_ready; }
+    status try_send(const T& value) {
+        T copy(value);
+        return try_send(std::move(copy));
+    }
+
+    // Blocks at most until the deadline: ok, closed or timeout. Moves from `value` only on ok.
+    template <class Rep, class Period>
+    status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+        return send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+    }
+    template <class Clock, class Duration>
+    status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
+        return send_until_impl(value, deadline);
+    }
+
+    // Blocks until a value arrives; nullopt once the channel is closed and drained.
+    std::optional<T> recv() {
+        std::optional<T> out;
+        if (!state_)
+            detail::wait_on_nil(detail::no_deadline{});
+        else
+            state_->recv(out, detail::no_deadline{});
+        return out;
+    }
+
+    // Never blocks: a value, or status not_ready / closed (closed means closed and drained).
+    recv_result<T> try_recv() {
+        if (!state_)
+            return status::not_ready;
+        std::optional<T> out;
+        status s = state_->try_recv(out);
+        return s == status::ok ? recv_result<T>(std::move(*out)) : recv_result<T>(s);
+    }
+
+    // Blocks at most until the deadline: a value, or status closed / timeout.
+    template <class Rep, class Period>
+    recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+        return recv_until(std::chrono::steady_clock::now() + timeout);
+    }
+    template <class Clock, class Duration>
+    recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+        if (!state_)
+            return detail::wait_on_nil(deadline);
+        std::optional<T> out;
+        status s = state_->recv(out, deadline);
+        return s == status::ok ? recv_result<T>(std::move(*out)) : recv_result<T>(s);
+    }
+
+    // Closes the channel and wakes every blocked sender and receiver. Buffered values can
+    // still be received. Throws channel_error on a closed or nil channel.
+    void close() {
+        if (!state_)
+            throw channel_error("weft: close of nil channel");
+        state_->close();
+    }
+
+    // Buffered values right now (Go's len); a snapshot that may be stale at once.
+    std::size_t size() const { return state_ ? state_->size() : 0; }
+    // Buffer capacity (Go's cap); 0 for a rendezvous or nil channel.
+    std::size_t capacity() const noexcept { return state_ ? state_->capacity() : 0; }
+
+    // False for a nil channel.
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+    // Channels compare equal when they are handles to the same channel.
+    friend bool operator==(const channel& a, const channel& b) noexcept {
+        return a.state_ == b.state_;
+    }
+
+    // `for (auto& v : ch)` receives until the channel is closed and drained.
+    class iterator {
+    public:
+        using value_type = T;
+        using difference_type = std::ptrdiff_t;
+
+        iterator() = default;
+        explicit iterator(channel* ch) : channel_(ch) { ++*this; }
+        T& operator*() noexcept { return *current_; }
+        iterator& operator++() {
+            current_ = channel_->recv();
+            return *this;
+        }
+        void operator++(int) { ++*this; }
+        friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+            return !it.current_;
+        }
+
+    private:
+        channel* channel_ = nullptr;
+        std::optional<T> current_;
+    };
+    iterator begin() { return iterator(this); }
+    std::default_sentinel_t end() noexcept { return {}; }
+
+private:
+    friend struct detail::channel_access;
+
+    template <class Deadline>
+    status send_until_impl(T& value, const Deadline& deadline) {
+        if (!state_)
+            return detail::wait_on_nil(deadline);
+        return state_->send(value, deadline);
+    }
+
+    std::shared_ptr<detail::channel_state<T>> state_;
+};
+
+// The send half of a channel (Go's chan<- T): send, close, no receive.
+template <class T>
+class sender {
+public:
+    using value_type = T;
+
+    sender() noexcept = default;
+    sender(channel<T> ch) noexcept : channel_(std::move(ch)) {}
+
+    bool send(T&& value) { return channel_.send(std::move(value)); }
+    bool send(const T& value) { return channel_.send(value); }
+    status try_send(T&& value) { return channel_.try_send(std::move(value)); }
+    status try_send(const T& value) { return channel_.try_send(value); }
+    template <class Rep, class Period>
+    status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+        return channel_.send_for(std::move(value), timeout);
+    }
+    template <class Clock, class Duration>
+    status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
+        return channel_.send_until(std::move(value), deadline);
+    }
+    void close() { channel_.close(); }
+    std::size_t size() const { return channel_.size(); }
+    std::size_t capacity() const noexcept { return channel_.capacity(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(channel_); }
+    friend bool operator==(const sender& a, const sender& b) noexcept {
+        return a.channel_ == b.channel_;
+    }
+
+private:
+    friend struct detail::channel_access;
+    channel<T> channel_;
+};
+
+// The receive half of a channel (Go's <-chan T): receive and range, no send, no close.
+template <class T>
+class receiver {
+public:
+    using value_type = T;
+    using iterator = typename channel<T>::iterator;
+
+    receiver() noexcept = default;
+    receiver(channel<T> ch) noexcept : channel_(std::move(ch)) {}
+
+    std::optional<T> recv() { return channel_.recv(); }
+    recv_result<T> try_recv() { return channel_.try_recv(); }
+    template <class Rep, class Period>
+    recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+        return channel_.recv_for(timeout);
+    }
+    template <class Clock, class Duration>
+    recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+        return channel_.recv_until(deadline);
+    }
+    std::size_t size() const { return channel_.size(); }
+    std::size_t capacity() const noexcept { return channel_.capacity(); }
+    explicit operator bool() const noexcept { return static_cast<bool>(channel_); }
+    friend bool operator==(const receiver& a, const receiver& b) noexcept {
+        return a.channel_ == b.channel_;
+    }
+    iterator begin() { return channel_.begin(); }
+    std::default_sentinel_t end() noexcept { return {}; }
+
+private:
+    friend struct detail::channel_access;
+    channel<T> channel_;
+};
+
+} // namespace weft

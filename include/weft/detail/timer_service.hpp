@@ -1,0 +1,115 @@
+// weft::detail::timer_service — one thread that runs every timer callback of the process.
+//
+// after(), ticker and timer schedule short callbacks here instead of starting a thread each:
+// a million pending timers cost a heap entry each, not a thread. Callbacks run on the timer
+// thread, outside the lock, and must be quick (a try_send). The service is created on first
+// use and never destroyed, so a timer outliving main() is harmless; its thread is detached
+// and sleeps when nothing is due.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace weft::detail {
+
+class timer_service {
+public:
+    using clock = std::chrono::steady_clock;
+    using timer_id = std::uint64_t;
+
+    static timer_service& instance() {
+        // Leaked on purpose: timers may be cancelled from static destructors after main().
+        static timer_service* service = new timer_service;
+        return *service;
+    }
+
+    // Runs `fn` on the timer thread at `when` (at once if it has passed) unless cancelled.
+    timer_id schedule(clock::time_point when, std::function<void()> fn) {
+        std::lock_guard lock(mutex_);
+        const timer_id id = next_id_++;
+        callbacks_.emplace(id, std::move(fn));
+        heap_.push({when, id});
+        if (heap_.top().id == id)
+            wake_.notify_one(); // new earliest deadline
+        return id;
+    }
+
+    // True if the timer was still pending and now never runs; false if it already ran (or is
+    // running right now) or was cancelled before.
+    bool cancel(timer_id id) {
+        std::lock_guard lock(mutex_);
+        if (callbacks_.erase(id) == 0)
+            return false;
+        // Cancelled entries stay in the heap until due; rebuild when they dominate.
+        if (heap_.size() > 64 && heap_.size() > 2 * callbacks_.size())
+            rebuild_heap();
+        return true;
+    }
+
+    timer_service(const timer_service&) = delete;
+    timer_service& operator=(const timer_service&) = delete;
+
+private:
+    struct entry {
+        clock::time_point when;
+        timer_id id;
+        // Earliest deadline on top; ties in scheduling order.
+        bool operator<(const entry& other) const noexcept {
+            return when != other.when ? when > other.when : id > other.id;
+        }
+    };
+
+    timer_service() {
+        std::thread([this] { run(); }).detach();
+    }
+
+    void run() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            if (heap_.empty()) {
+                wake_.wait(lock);
+                continue;
+            }
+            const entry next = heap_.top();
+            if (clock::now() < next.when) {
+                wake_.wait_until(lock, next.when);
+                continue;
+            }
+            heap_.pop();
+            auto it = callbacks_.find(next.id);
+            if (it == callbacks_.end())
+                continue; // cancelled
+            std::function<void()> fn = std::move(it->second);
+            callbacks_.erase(it);
+            lock.unlock();
+            fn();
+            lock.lock();
+        }
+    }
+
+    void rebuild_heap() {
+        std::vector<entry> live;
+        live.reserve(callbacks_.size());
+        while (!heap_.empty()) {
+            if (callbacks_.count(heap_.top().id))
+                live.push_back(heap_.top());
+            heap_.pop();
+        }
+        heap_ = std::priority_queue<entry>(std::less<entry>(), std::move(live));
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::priority_queue<entry> heap_;
+    std::unordered_map<timer_id, std::function<void()>> callbacks_;
+    timer_id next_id_ = 1;
+};
+
+} // namespace weft::detail

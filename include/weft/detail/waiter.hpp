@@ -1,0 +1,242 @@
+// weft::detail waiters — how a blocked operation sleeps in a channel and is woken.
+//
+// A blocking operation (a send, a recv, or every case of one select) owns one wait_context
+// and one waiter per channel it waits on. Each waiter is an intrusive node in one channel's
+// wait queue, guarded by that channel's lock. Whoever completes the operation (a peer on the
+// channel, close(), or the owner's own deadline) first *claims* the context with a CAS on
+// `selected`; only the claimant may touch the owner's value storage, so a select that loses a
+// race consumes nothing. The claimant then records the outcome and signals the context, after
+// which it must not touch the waiter or context again: the owner may return and free them.
+//
+// Today a context signals a parked OS thread; a coroutine task installs `resume` instead and
+// is rescheduled on its worker. Both kinds sit in the same queues.
+#pragma once
+
+#include "spin_mutex.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+namespace weft::detail {
+
+// What happened to a waiter, written by the claimant before it signals.
+enum class wait_outcome : std::uint8_t {
+    pending,   // still waiting
+    completed, // the value was handed over (sent, or received into the owner's storage)
+    closed,    // the channel was closed; a send's value was left untouched
+    retry,     // the hand-off threw in the claimant's thread; the owner runs its op again
+};
+
+// Per-thread sleeping place. A thread waits on one context at a time, so one parker per
+// thread serves every wait; `signalled` is reset at the start of each wait. It cannot see a
+// stale signal from an earlier wait because an owner never returns from a claimed wait until
+// that claim's signal has arrived.
+struct thread_parker {
+    std::mutex mutex;
+    std::condition_variable cv;
+    // Set to 1 under `mutex` by the claimant; read without the lock while spinning.
+    std::atomic<std::uint32_t> signalled{0};
+
+    static thread_parker& current() noexcept {
+        thread_local thread_parker parker;
+        return parker;
+    }
+
+    // Claimant side. `signalled` is stored and the cv notified while holding `mutex`, and the
+    // owner takes `mutex` before it returns, so the parker (and the context that points to it)
+    // is not abandoned while we still use it.
+    void signal() noexcept {
+        std::lock_guard lock(mutex);
+        // release: publishes the claimant's writes (outcome, value) to the owner's acquire load.
+        signalled.store(1, std::memory_order_release);
+        cv.notify_one();
+    }
+};
+
+struct wait_context {
+    static constexpr int k_waiting = -1;
+    static constexpr int k_timed_out = -2;
+
+    // Which case completed: k_waiting until somebody claims the context.
+    std::atomic<int> selected{k_waiting};
+    // Where a thread owner sleeps; null when `resume` is used instead.
+    thread_parker* parker = nullptr;
+    // Coroutine owners: called by the claimant instead of signalling a parker.
+    void (*resume)(wait_context&) noexcept = nullptr;
+    void* resume_arg = nullptr;
+
+    wait_context() = default;
+    wait_context(const wait_context&) = delete;
+    wait_context& operator=(const wait_context&) = delete;
+
+    // For a thread owner: sleeps on `p` (this thread's parker), reset here.
+    explicit wait_context(thread_parker& p) noexcept : parker(&p) {
+        // relaxed: only this thread touches the parker until the context is published under
+        // a channel lock, whose release orders this store before any claimant's signal.
+        p.signalled.store(0, std::memory_order_relaxed);
+    }
+
+    // Claimant side: true when this caller won the right to complete case `index`.
+    bool try_claim(int index) noexcept {
+        int expected = k_waiting;
+        // acq_rel: acquire sees the owner's setup; release orders the claim before the
+        // claimant's later writes as seen by other claimants that fail and skip.
+        return selected.compare_exchange_strong(expected, index, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed);
+    }
+
+    // Claimant side, last touch: wake the owner.
+    void signal() noexcept {
+        if (resume)
+            resume(*this);
+        else
+            parker->signal();
+    }
+
+    // Owner side, thread: sleep until signalled. Spins briefly first: a peer often answers
+    // within a microsecond, and parking costs two system calls.
+    void wait() noexcept {
+        if (spin_until_signalled())
+            return;
+        std::unique_lock lock(parker->mutex);
+        // acquire: pairs with the release store in thread_parker::signal().
+        while (parker->signalled.load(std::memory_order_acquire) == 0)
+            parker->cv.wait(lock);
+    }
+
+    // Owner side, thread: sleep until signalled or `deadline`. Returns false only when the
+    // deadline passed *and* the owner claimed the context for the timeout; if a claimant won
+    // the race, waits for its signal and returns true.
+    template <class Clock, class Duration>
+    bool wait_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
+        if (spin_until_signalled())
+            return true;
+        std::unique_lock lock(parker->mutex);
+        // acquire: pairs with the release store in thread_parker::signal().
+        while (parker->signalled.load(std::memory_order_acquire) == 0) {
+            if (parker->cv.wait_until(lock, deadline) != std::cv_status::timeout)
+                continue;
+            if (parker->signalled.load(std::memory_order_acquire) != 0)
+                break;
+            if (try_claim(k_timed_out))
+                return false;
+            // A claimant is mid-hand-off; its signal needs the mutex we release in wait().
+            while (parker->signalled.load(std::memory_order_acquire) == 0)
+                parker->cv.wait(lock);
+        }
+        return true;
+    }
+
+private:
+    bool spin_until_signalled() noexcept {
+        for (int i = 0; i < 256; ++i) {
+            // acquire: pairs with the release store in thread_parker::signal().
+            if (parker->signalled.load(std::memory_order_acquire) != 0) {
+                // The claimant may still be inside signal(); wait until it lets go of the
+                // mutex so it never touches a parker whose owner has moved on.
+                std::lock_guard lock(parker->mutex);
+                return true;
+            }
+            if (i < 192)
+                cpu_relax();
+            else
+                std::this_thread::yield();
+        }
+        return false;
+    }
+};
+
+struct wait_queue;
+
+// One waiting operation on one channel.
+struct waiter {
+    waiter* prev = nullptr;
+    waiter* next = nullptr;
+    // The queue this waiter is linked in, or null. Guarded by the channel's lock.
+    wait_queue* queue = nullptr;
+    // Send: the owner's T to move from. Recv: the owner's std::optional<T> to emplace into.
+    void* value = nullptr;
+    wait_context* ctx = nullptr;
+    int case_index = 0;
+    // Written by the claimant before signal(); read by the owner after.
+    wait_outcome outcome = wait_outcome::pending;
+    // Link in a deferred_wake list, used after the waiter has left its queue.
+    waiter* wake_next = nullptr;
+};
+
+// FIFO of waiters. Not thread-safe: the owning channel's lock guards it.
+struct wait_queue {
+    waiter* head = nullptr;
+    waiter* tail = nullptr;
+
+    bool empty() const noexcept { return head == nullptr; }
+
+    void push_back(waiter* w) noexcept {
+        w->queue = this;
+        w->next = nullptr;
+        w->prev = tail;
+        if (tail)
+            tail->next = w;
+        else
+            head = w;
+        tail = w;
+    }
+
+    void remove(waiter* w) noexcept {
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            head = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+        else
+            tail = w->prev;
+        w->prev = w->next = nullptr;
+        w->queue = nullptr;
+    }
+
+    // Unlinks and returns the first waiter whose context this caller could claim. Waiters of a
+    // select that already fired elsewhere are skipped, not unlinked: their owner unlinks them.
+    waiter* claim_first() noexcept {
+        for (waiter* w = head; w; w = w->next) {
+            if (w->ctx->try_claim(w->case_index)) {
+                remove(w);
+                return w;
+            }
+        }
+        return nullptr;
+    }
+};
+
+// Waiters claimed under a lock, signalled after the lock is released (declare it before the
+// lock guard so it runs after the unlock, also when an exception unwinds).
+class deferred_wake {
+public:
+    deferred_wake() = default;
+    deferred_wake(const deferred_wake&) = delete;
+    deferred_wake& operator=(const deferred_wake&) = delete;
+    ~deferred_wake() { flush(); }
+
+    void add(waiter* w, wait_outcome outcome) noexcept {
+        w->outcome = outcome;
+        w->wake_next = head_;
+        head_ = w;
+    }
+
+    void flush() noexcept {
+        while (waiter* w = head_) {
+            // Read everything we need first: after signal() the owner may free `w`.
+            head_ = w->wake_next;
+            w->ctx->signal();
+        }
+    }
+
+private:
+    waiter* head_ = nullptr;
+};
+
+} // namespace weft::detail

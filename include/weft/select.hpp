@@ -1,0 +1,352 @@
+// weft::select — wait on several channel operations, run the one that happens first.
+//
+//   weft::select(
+//       weft::on_recv(jobs, [&](std::optional<job> j) { ... }),   // nullopt: jobs closed
+//       weft::on_send(results, r, [&] { ... }),                     // r moved only if sent
+//       weft::on_timeout(1s, [&] { ... }));                         // or weft::otherwise(...)
+//
+// Among several ready cases one is picked uniformly at random, so no case starves. Nil
+// channels are never picked. A case that does not fire consumes nothing and loses nothing: a
+// select claims at most one operation, atomically, before any value moves. The same channel
+// may appear in several cases. Nothing is allocated: the waiters live on the caller's stack.
+#pragma once
+
+#include "channel.hpp"
+#include "detail/random.hpp"
+#include "detail/waiter.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace weft {
+
+// Which case ran. `ok` is false when a channel case fired because its channel is closed (a
+// recv found it closed and drained, or a send found it closed and kept its value).
+struct select_result {
+    std::size_t index;
+    bool ok;
+};
+
+namespace detail {
+
+struct no_handler {
+    void operator()() const noexcept {}
+};
+
+template <class T, class Fn>
+class recv_case {
+public:
+    static constexpr bool is_channel_case = true;
+    static constexpr bool is_otherwise = false;
+    static constexpr bool is_timeout = false;
+
+    recv_case(channel_state<T>* state, Fn fn) : state_(state), fn_(std::move(fn)) {}
+
+    channel_state<T>* state() const noexcept { return state_; }
+    attempt try_locked(deferred_wake& wake) { return state_->try_recv_locked(value_, wake); }
+    void enqueue(waiter& w) noexcept {
+        w.value = &value_;
+        state_->enqueue_recv(w);
+    }
+    // Runs the handler: with std::optional<T> when it takes one (nullopt means closed),
+    // otherwise with T, and then only when a value arrived.
+    bool finish() {
+        const bool ok = value_.has_value();
+        if constexpr (std::is_invocable_v<Fn&, std::optional<T>&&>) {
+            fn_(std::move(value_));
+        } else if constexpr (std::is_invocable_v<Fn&, T&&>) {
+            if (ok)
+                fn_(std::move(*value_));
+        } else {
+            static_assert(std::is_invocable_v<Fn&>,
+                          "on_recv handler must take std::optional<T>, T, or nothing");
+            if (ok)
+                fn_();
+        }
+        return ok;
+    }
+
+private:
+    channel_state<T>* state_;
+    Fn fn_;
+    std::optional<T> value_;
+};
+
+// Value is T (the case owns a value given as an rvalue or a const lvalue) or T* (the caller's
+// lvalue, moved from only when the send happens).
+template <class T, class Value, class Fn>
+class send_case {
+public:
+    static constexpr bool is_channel_case = true;
+    static constexpr bool is_otherwise = false;
+    static constexpr bool is_timeout = false;
+
+    send_case(channel_state<T>* state, Value value, Fn fn)
+        : state_(state), value_(std::move(value)), fn_(std::move(fn)) {}
+
+    channel_state<T>* state() const noexcept { return state_; }
+    attempt try_locked(deferred_wake& wake) { return state_->try_send_locked(value(), wake); }
+    void enqueue(waiter& w) noexcept {
+        w.value = &value();
+        state_->enqueue_send(w);
+    }
+    // Runs the handler: with `sent` when it takes a bool, otherwise only when sent.
+    bool finish(bool sent) {
+        if constexpr (std::is_invocable_v<Fn&, bool>) {
+            fn_(sent);
+        } else {
+            static_assert(std::is_invocable_v<Fn&>, "on_send handler must take bool or nothing");
+            if (sent)
+                fn_();
+        }
+        return sent;
+    }
+
+private:
+    T& value() noexcept {
+        if constexpr (std::is_pointer_v<Value>)
+            return *value_;
+        else
+            return value_;
+    }
+
+    channel_state<T>* state_;
+    Value value_;
+    Fn fn_;
+};
+
+template <class Fn>
+struct otherwise_case {
+    static constexpr bool is_channel_case = false;
+    static constexpr bool is_otherwise = true;
+    static constexpr bool is_timeout = false;
+    Fn fn;
+};
+
+template <class Fn>
+struct timeout_case {
+    static constexpr bool is_channel_case = false;
+    static constexpr bool is_otherwise = false;
+    static constexpr bool is_timeout = true;
+    std::chrono::steady_clock::time_point deadline;
+    Fn fn;
+};
+
+// Locks a set of channel mutexes in address order (so two selects never deadlock) and
+// unlocks them on destruction. Duplicates are locked once.
+template <std::size_t N>
+class lock_set {
+public:
+    lock_set(std::array<spin_mutex*, N>& mutexes, std::size_t count) noexcept
+        : mutexes_(mutexes), count_(count) {
+        std::sort(mutexes_.begin(), mutexes_.begin() + count_);
+        count_ = static_cast<std::size_t>(std::unique(mutexes_.begin(), mutexes_.begin() + count_) -
+                                          mutexes_.begin());
+        for (std::size_t i = 0; i < count_; ++i)
+            mutexes_[i]->lock();
+    }
+    lock_set(const lock_set&) = delete;
+    lock_set& operator=(const lock_set&) = delete;
+    ~lock_set() { unlock(); }
+
+    void unlock() noexcept {
+        while (count_ > 0)
+            mutexes_[--count_]->unlock();
+    }
+
+private:
+    std::array<spin_mutex*, N>& mutexes_;
+    std::size_t count_;
+};
+
+// Calls f(case) on the case at runtime position `index`.
+template <class Tuple, class Fn>
+void visit_case(Tuple& cases, std::size_t index, Fn&& fn) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        ((I == index ? (fn(std::get<I>(cases)), 0) : 0), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
+}
+
+// Calls f(index, case) on every case.
+template <class Tuple, class Fn>
+void for_each_case(Tuple& cases, Fn&& fn) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (fn(I, std::get<I>(cases)), ...);
+    }
+    (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
+}
+
+} // namespace detail
+
+// A case that receives from `ch` (a channel<T> or receiver<T>). The handler takes
+// std::optional<T> (nullopt: closed and drained), or T (not called on close), or nothing.
+template <class Channel, class Fn = detail::no_handler>
+auto on_recv(const Channel& ch, Fn fn = {}) {
+    using T = typename Channel::value_type;
+    return detail::recv_case<T, Fn>(detail::channel_access::state(ch), std::move(fn));
+}
+
+// A case that sends `value` on `ch` (a channel<T> or sender<T>). A non-const lvalue is moved
+// from only if the send happens; anything else is copied or moved into the case. The handler
+// takes bool `sent` (false: the channel is closed) or nothing (then it runs only when sent).
+template <class Channel, class U, class Fn = detail::no_handler>
+auto on_send(const Channel& ch, U&& value, Fn fn = {}) {
+    using T = typename Channel::value_type;
+    auto* state = detail::channel_access::state(ch);
+    if constexpr (std::is_lvalue_reference_v<U> && !std::is_const_v<std::remove_reference_t<U>> &&
+                  std::is_same_v<std::remove_cvref_t<U>, T>)
+        return detail::send_case<T, T*, Fn>(state, &value, std::move(fn));
+    else
+        return detail::send_case<T, T, Fn>(state, T(std::forward<U>(value)), std::move(fn));
+}
+
+// Makes the select non-blocking: runs `fn` when no case is ready (Go's `default:`).
+template <class Fn = detail::no_handler>
+auto otherwise(Fn fn = {}) {
+    return detail::otherwise_case<Fn>{std::move(fn)};
+}
+
+// Bounds the wait: runs `fn` when no case became ready within `timeout`.
+template <class Rep, class Period, class Fn = detail::no_handler>
+auto on_timeout(std::chrono::duration<Rep, Period> timeout, Fn fn = {}) {
+    return detail::timeout_case<Fn>{
+        std::chrono::steady_clock::now() +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout),
+        std::move(fn)};
+}
+
+// Waits until one case can proceed, performs it, runs its handler and says which it was.
+// Blocks for ever if no case can ever proceed (all channels nil and no otherwise/timeout).
+template <class... Cases>
+select_result select(Cases&&... cases) {
+    using namespace detail;
+    constexpr std::size_t n = sizeof...(Cases);
+    constexpr std::size_t otherwise_count = (0 + ... + std::remove_cvref_t<Cases>::is_otherwise);
+    constexpr std::size_t timeout_count = (0 + ... + std::remove_cvref_t<Cases>::is_timeout);
+    static_assert(otherwise_count + timeout_count <= 1,
+                  "select takes at most one otherwise() or on_timeout()");
+    static_assert(n < 256, "select takes fewer than 256 cases");
+
+    std::tuple<Cases&...> all(cases...);
+    std::size_t special = n; // position of otherwise()/on_timeout(), if any
+    std::chrono::steady_clock::time_point deadline{};
+    for_each_case(all, [&](std::size_t i, auto& c) {
+        using C = std::remove_cvref_t<decltype(c)>;
+        if constexpr (C::is_otherwise || C::is_timeout)
+            special = i;
+        if constexpr (C::is_timeout)
+            deadline = c.deadline;
+    });
+
+    // Live channel cases (nil channels are never polled or waited on).
+    std::array<std::uint8_t, n> order{};
+    std::size_t live = 0;
+    for_each_case(all, [&](std::size_t i, auto& c) {
+        if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+            if (c.state())
+                order[live++] = static_cast<std::uint8_t>(i);
+    });
+
+    auto finish = [&](std::size_t index, bool completed) {
+        bool ok = true;
+        visit_case(all, index, [&](auto& c) {
+            using C = std::remove_cvref_t<decltype(c)>;
+            if constexpr (C::is_channel_case) {
+                if constexpr (requires { c.finish(completed); })
+                    ok = c.finish(completed);
+                else
+                    ok = c.finish();
+            } else {
+                c.fn();
+            }
+        });
+        return select_result{index, ok};
+    };
+
+    for (;;) {
+        // A fresh random order each round, so no ready case starves.
+        auto& rng = fast_random::for_this_thread();
+        for (std::size_t i = live; i > 1; --i)
+            std::swap(order[i - 1], order[rng.below(static_cast<std::uint32_t>(i))]);
+
+        std::array<spin_mutex*, n> mutexes{};
+        for (std::size_t j = 0; j < live; ++j)
+            visit_case(all, order[j], [&](auto& c) {
+                if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+                    mutexes[j] = &c.state()->mutex();
+            });
+
+        wait_context ctx(thread_parker::current());
+        std::array<waiter, n> waiters{};
+        {
+            deferred_wake wake;
+            lock_set<n> locks(mutexes, live);
+            for (std::size_t j = 0; j < live; ++j) {
+                attempt a = attempt::not_ready;
+                visit_case(all, order[j], [&](auto& c) {
+                    if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+                        a = c.try_locked(wake);
+                });
+                if (a != attempt::not_ready) {
+                    locks.unlock();
+                    wake.flush();
+                    return finish(order[j], a == attempt::done);
+                }
+            }
+            if constexpr (otherwise_count == 1) {
+                locks.unlock();
+                return finish(special, true);
+            }
+            for (std::size_t j = 0; j < live; ++j) {
+                waiter& w = waiters[order[j]];
+                w.ctx = &ctx;
+                w.case_index = order[j];
+                visit_case(all, order[j], [&](auto& c) {
+                    if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+                        c.enqueue(w);
+                });
+            }
+        }
+
+        bool signalled = true;
+        if constexpr (timeout_count == 1)
+            signalled = ctx.wait_until(deadline);
+        else
+            ctx.wait(); // with no live case nobody signals: blocks for ever, like Go's select {}
+
+        // Leave every queue we still sit in; the claimant already unlinked its waiter.
+        for (std::size_t j = 0; j < live; ++j) {
+            visit_case(all, order[j], [&](auto& c) {
+                if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case) {
+                    std::lock_guard lock(c.state()->mutex());
+                    std::remove_cvref_t<decltype(*c.state())>::unlink(waiters[order[j]]);
+                }
+            });
+        }
+        if (!signalled)
+            return finish(special, true);
+
+        // acquire: pairs with the claim CAS; the claimant's writes are also ordered by the
+        // parker's release/acquire, this load just reads which case won.
+        const auto index = static_cast<std::size_t>(ctx.selected.load(std::memory_order_acquire));
+        switch (waiters[index].outcome) {
+        case wait_outcome::completed:
+            return finish(index, true);
+        case wait_outcome::closed:
+            return finish(index, false);
+        default:
+            continue; // retry: the peer's hand-off threw; poll again
+        }
+    }
+}
+
+} // namespace weft

@@ -1,0 +1,89 @@
+// weft::wait_group — Go's sync.WaitGroup: wait until a counter of outstanding work drops to 0.
+#pragma once
+
+#include "detail/spin_mutex.hpp"
+#include "detail/waiter.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+
+namespace weft {
+
+// Misuse of a synchronization object that is a bug in the caller.
+class sync_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+class wait_group {
+public:
+    wait_group() = default;
+    wait_group(const wait_group&) = delete;
+    wait_group& operator=(const wait_group&) = delete;
+
+    // Adds `delta` (may be negative) to the counter; at zero every waiter wakes. Throws
+    // sync_error, leaving the counter unchanged, if it would go negative.
+    void add(std::int64_t delta = 1) {
+        detail::deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        if (count_ + delta < 0)
+            throw sync_error("weft: negative wait_group counter");
+        count_ += delta;
+        if (count_ == 0)
+            while (detail::waiter* w = waiters_.claim_first())
+                wake.add(w, detail::wait_outcome::completed);
+    }
+
+    // One unit of work finished: add(-1).
+    void done() { add(-1); }
+
+    // Blocks until the counter is zero.
+    void wait() { (void)wait_until_impl<false>({}); }
+
+    // Blocks until the counter is zero or the deadline passes; true if it reached zero.
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> timeout) {
+        return wait_until(std::chrono::steady_clock::now() + timeout);
+    }
+    template <class Clock, class Duration>
+    bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
+        return wait_until_impl<true>(deadline);
+    }
+
+    // The counter right now; a snapshot.
+    std::int64_t count() const {
+        std::lock_guard lock(mutex_);
+        return count_;
+    }
+
+private:
+    template <bool HasDeadline, class Deadline = std::chrono::steady_clock::time_point>
+    bool wait_until_impl(const Deadline& deadline) {
+        detail::wait_context ctx(detail::thread_parker::current());
+        detail::waiter w;
+        w.ctx = &ctx;
+        {
+            std::lock_guard lock(mutex_);
+            if (count_ == 0)
+                return true;
+            waiters_.push_back(&w);
+        }
+        if constexpr (!HasDeadline) {
+            ctx.wait();
+        } else if (!ctx.wait_until(deadline)) {
+            std::lock_guard lock(mutex_);
+            if (w.queue)
+                waiters_.remove(&w);
+            return false;
+        }
+        return true;
+    }
+
+    mutable detail::spin_mutex mutex_;
+    std::int64_t count_ = 0;
+    detail::wait_queue waiters_;
+};
+
+} // namespace weft

@@ -1,0 +1,7 @@
+// weft — Go's concurrency model for C++20. Umbrella header: everything in layers 1-2.
+#pragma once
+
+#include "channel.hpp"
+#include "select.hpp"
+#include "sync.hpp"
+#include "time.hpp"

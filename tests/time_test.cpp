@@ -1,0 +1,106 @@
+// Behaviours of weft's timers: after(), timer and ticker fire when due, exactly as often as
+// they should, stop for good, and all share one timer thread.
+#include "catch_compat.hpp"
+
+#include <weft/select.hpp>
+#include <weft/time.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+TEST_CASE("after fires once, no earlier than its delay") {
+    const auto start = steady::now();
+    auto ch = weft::after(20ms);
+    auto fired = ch.recv();
+    REQUIRE(fired);
+    CHECK(*fired - start >= 20ms);
+    CHECK(steady::now() - start >= 20ms);
+    CHECK(ch.recv_for(30ms).status() == weft::status::timeout); // never a second value
+}
+
+TEST_CASE("after works as a select case for a deadline") {
+    weft::channel<int> never(0);
+    auto r = weft::select(weft::on_recv(never), weft::on_recv(weft::after(5ms)));
+    CHECK(r.index == 1);
+    CHECK(r.ok);
+}
+
+TEST_CASE("a stopped timer never fires") {
+    weft::timer t(20ms);
+    CHECK(t.stop());       // was pending
+    CHECK_FALSE(t.stop()); // already stopped
+    CHECK(t.channel().recv_for(60ms).status() == weft::status::timeout);
+}
+
+TEST_CASE("a timer fires once; stop after firing reports false and clears the stale value") {
+    weft::timer t(1ms);
+    auto fired = t.channel().recv();
+    REQUIRE(fired);
+    CHECK_FALSE(t.stop());
+    CHECK(t.channel().try_recv().status() == weft::status::not_ready);
+}
+
+TEST_CASE("reset re-arms a timer from now") {
+    weft::timer t(1h);
+    const auto start = steady::now();
+    CHECK(t.reset(10ms));
+    auto fired = t.channel().recv();
+    REQUIRE(fired);
+    CHECK(*fired - start >= 10ms);
+}
+
+TEST_CASE("a ticker ticks on its period until stopped, and never after stop returns") {
+    const auto period = 5ms;
+    const auto start = steady::now();
+    weft::ticker ticker(period);
+    auto ticks = ticker.channel();
+    for (int i = 1; i <= 4; ++i) {
+        auto tick = ticks.recv();
+        REQUIRE(tick);
+        // The i-th tick is due at start + i*period at the earliest (ticks never come early).
+        CHECK(*tick - start >= i * period);
+    }
+    ticker.stop();
+    CHECK(ticks.recv_for(6 * period).status() == weft::status::timeout);
+}
+
+TEST_CASE("a ticker drops ticks nobody takes instead of queueing them") {
+    weft::ticker ticker(10ms);
+    auto ticks = ticker.channel();
+    ticks.recv();                          // ticking from here
+    weft::select(weft::on_timeout(100ms)); // ~10 ticks fall due unread
+    int backlog = 0;
+    while (ticks.try_recv())
+        ++backlog;
+    // One kept tick, plus at most one that fell due while we drained; a queue would hold ~10.
+    CHECK(backlog >= 1);
+    CHECK(backlog <= 2);
+}
+
+TEST_CASE("a ticker rejects a non-positive period") {
+    CHECK_THROWS_AS(weft::ticker(0ms), std::invalid_argument);
+}
+
+TEST_CASE("1000 pending timers share one timer thread") {
+    auto threads = [] {
+        std::size_t n = 0;
+        for ([[maybe_unused]] auto& entry : std::filesystem::directory_iterator("/proc/self/task"))
+            ++n;
+        return n;
+    };
+    (void)weft::after(0ms).recv(); // the timer thread exists from here on
+    const std::size_t before = threads();
+    std::vector<weft::receiver<weft::time_point>> timers;
+    for (int i = 0; i < 1000; ++i)
+        timers.push_back(weft::after(std::chrono::milliseconds(i % 20)));
+    CHECK(threads() == before);
+    int fired = 0;
+    for (auto& t : timers)
+        fired += t.recv().has_value();
+    CHECK(fired == 1000);
+    CHECK(threads() == before);
+}
