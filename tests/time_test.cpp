@@ -36,7 +36,7 @@ TEST_CASE("a stopped timer never fires") {
     CHECK(t.channel().recv_for(60ms).status() == weft::status::timeout);
 }
 
-TEST_CASE("a timer fires once; stop after firing reports false and clears the stale value") {
+TEST_CASE("a timer fires once, and stop after firing reports false and clears the stale value") {
     weft::timer t(1ms);
     auto fired = t.channel().recv();
     REQUIRE(fired);
@@ -103,4 +103,13 @@ TEST_CASE("1000 pending timers share one timer thread") {
         fired += t.recv().has_value();
     CHECK(fired == 1000);
     CHECK(threads() == before);
+}
+
+TEST_CASE("assigning over a ticker stops the old one") {
+    weft::ticker ticker(1ms);
+    auto old_ticks = ticker.channel();
+    old_ticks.recv(); // the first ticker is running
+    ticker = weft::ticker(1h);
+    (void)old_ticks.try_recv(); // a tick may have been taken before the stop
+    CHECK(old_ticks.recv_for(20ms).status() == weft::status::timeout);
 }

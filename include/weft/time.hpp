@@ -59,7 +59,15 @@ public:
     timer(const timer&) = delete;
     timer& operator=(const timer&) = delete;
     timer(timer&&) noexcept = default;
-    timer& operator=(timer&&) noexcept = default;
+    // Stops the timer being overwritten, so it cannot keep firing unseen.
+    timer& operator=(timer&& other) noexcept {
+        if (this != &other) {
+            if (state_)
+                stop();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
     ~timer() {
         if (state_)
             stop();
@@ -128,7 +136,15 @@ public:
     ticker(const ticker&) = delete;
     ticker& operator=(const ticker&) = delete;
     ticker(ticker&&) noexcept = default;
-    ticker& operator=(ticker&&) noexcept = default;
+    // Stops the ticker being overwritten, so it cannot keep firing unseen.
+    ticker& operator=(ticker&& other) noexcept {
+        if (this != &other) {
+            if (state_)
+                stop();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
     ~ticker() {
         if (state_)
             stop();
