@@ -8,8 +8,14 @@
 // Values are never lost: a send on a closed channel reports closure and leaves the value with
 // the caller, and values sent before close() are still received. Threads and (later) tasks
 // wait in the same queues, so they can talk over one channel.
+//
+// Two paths inside. A buffered channel of a type with a nothrow move keeps its values in a
+// lock-free ring; the channel lock then guards only the wait queues and is taken only when
+// somebody waits. Unbuffered channels, and types whose move may throw, use Go's design: one
+// short lock around a ring buffer and direct hand-off to parked waiters.
 #pragma once
 
+#include "detail/atomic_ring.hpp"
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/waiter.hpp"
@@ -22,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 namespace weft {
@@ -77,12 +84,54 @@ enum class attempt { done, not_ready, closed };
 
 struct no_deadline {};
 
+struct no_ring {
+    explicit no_ring(std::size_t) noexcept {}
+};
+
 template <class T>
 class channel_state {
+    static constexpr bool k_ring_capable = std::is_nothrow_move_constructible_v<T>;
+    using ring_type = std::conditional_t<k_ring_capable, atomic_ring<T>, no_ring>;
+
 public:
-    explicit channel_state(std::size_t capacity) : buffer_(capacity) {}
+    explicit channel_state(std::size_t capacity)
+        : lock_free_(k_ring_capable && capacity > 0), buffer_(lock_free_ ? 0 : capacity),
+          ring_(lock_free_ ? capacity : 0) {}
 
     spin_mutex& mutex() noexcept { return mutex_; }
+
+    // True when this channel's buffer is the lock-free ring: operations are then tried
+    // without the lock (try_*_fast) and a waiter is woken to retry rather than handed a value.
+    bool lock_free() const noexcept { return lock_free_; }
+
+    // --- lock-free path (lock_free() only; the caller need not hold the lock) ----------------
+
+    attempt try_send_fast(T& value) noexcept {
+        if constexpr (k_ring_capable)
+            return to_attempt(ring_.try_push(value));
+        return attempt::not_ready;
+    }
+    attempt try_recv_fast(std::optional<T>& out) noexcept {
+        if constexpr (k_ring_capable)
+            return to_attempt(ring_.try_pop(out));
+        return attempt::not_ready;
+    }
+    // After a value went in (receivers) or a slot came free (senders): wake one waiter on the
+    // other side to retry. The fence pairs with the one a waiter issues between linking itself
+    // and re-checking the ring: either we see its link, or it sees our change.
+    void notify_receivers() { notify_one(recvq_); }
+    void notify_senders() { notify_one(sendq_); }
+    // Whether a retry could make progress (not empty / not full, or closed); non-consuming.
+    bool recv_ready() const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.pop_ready();
+        return false;
+    }
+    bool send_ready() const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.push_ready();
+        return false;
+    }
 
     // --- operations with mutex() held -------------------------------------------------------
 
@@ -168,6 +217,16 @@ public:
         if (closed_)
             throw channel_error("weft: close of closed channel");
         closed_ = true;
+        if (lock_free_) {
+            if constexpr (k_ring_capable)
+                ring_.close();
+            // Everyone retries and finds the ring closed (receivers still drain it first).
+            while (waiter* w = recvq_.claim_first())
+                wake.add(w, wait_outcome::retry);
+            while (waiter* w = sendq_.claim_first())
+                wake.add(w, wait_outcome::retry);
+            return;
+        }
         // Receivers wait only on an empty buffer, so there is nothing left for them.
         while (waiter* w = recvq_.claim_first())
             wake.add(w, wait_outcome::closed);
@@ -176,18 +235,38 @@ public:
     }
 
     std::size_t size() {
+        if constexpr (k_ring_capable)
+            if (lock_free_)
+                return ring_.size();
         std::lock_guard lock(mutex_);
         return buffer_.size();
     }
-    std::size_t capacity() const noexcept { return buffer_.capacity(); }
+    std::size_t capacity() const noexcept {
+        if constexpr (k_ring_capable)
+            if (lock_free_)
+                return ring_.capacity();
+        return buffer_.capacity();
+    }
 
     status try_send(T& value) {
+        if (lock_free_) {
+            const attempt a = try_send_fast(value);
+            if (a == attempt::done)
+                notify_receivers();
+            return to_status(a);
+        }
         deferred_wake wake;
         std::lock_guard lock(mutex_);
         return to_status(try_send_locked(value, wake));
     }
 
     status try_recv(std::optional<T>& out) {
+        if (lock_free_) {
+            const attempt a = try_recv_fast(out);
+            if (a == attempt::done)
+                notify_senders();
+            return to_status(a);
+        }
         deferred_wake wake;
         std::lock_guard lock(mutex_);
         return to_status(try_recv_locked(out, wake));
@@ -196,6 +275,10 @@ public:
     // Blocks until sent, closed, or `deadline` (no_deadline: never).
     template <class Deadline>
     status send(T& value, const Deadline& deadline) {
+        if (lock_free_)
+            return block_fast(
+                deadline, [&] { return try_send_fast(value); }, [&] { return send_ready(); },
+                sendq_, recvq_);
         return block_on(
             deadline, &value, [&](deferred_wake& wake) { return try_send_locked(value, wake); },
             &channel_state::enqueue_send);
@@ -203,12 +286,85 @@ public:
 
     template <class Deadline>
     status recv(std::optional<T>& out, const Deadline& deadline) {
+        if (lock_free_)
+            return block_fast(
+                deadline, [&] { return try_recv_fast(out); }, [&] { return recv_ready(); }, recvq_,
+                sendq_);
         return block_on(
             deadline, &out, [&](deferred_wake& wake) { return try_recv_locked(out, wake); },
             &channel_state::enqueue_recv);
     }
 
 private:
+    static attempt to_attempt(ring_result r) noexcept {
+        switch (r) {
+        case ring_result::done:
+            return attempt::done;
+        case ring_result::closed:
+            return attempt::closed;
+        default:
+            return attempt::not_ready;
+        }
+    }
+
+    void notify_one(wait_queue& queue) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // relaxed: ordered by the fence above (see notify_receivers).
+        if (queue.length.load(std::memory_order_relaxed) == 0)
+            return;
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        if (waiter* w = queue.claim_first())
+            wake.add(w, wait_outcome::retry);
+    }
+
+    // The lock-free path's blocking loop: try; spin a little; link a waiter, fence, re-check
+    // (a change we raced with is then seen either by us or by the notifier); sleep; retry.
+    template <class Deadline, class Try, class Ready>
+    status block_fast(const Deadline& deadline, Try try_fast, Ready ready, wait_queue& mine,
+                      wait_queue& theirs) {
+        backoff spin;
+        for (int round = 0;; ++round) {
+            const attempt a = try_fast();
+            if (a == attempt::done) {
+                notify_one(theirs);
+                return status::ok;
+            }
+            if (a == attempt::closed)
+                return status::closed;
+            // A woken waiter retries once; if it keeps losing to newcomers the deadline
+            // still holds.
+            if constexpr (!std::is_same_v<Deadline, no_deadline>)
+                if (round > 0 && Deadline::clock::now() >= deadline)
+                    return status::timeout;
+            if (round < 8) { // a peer is often a few hundred nanoseconds away
+                spin.snooze();
+                continue;
+            }
+            wait_context ctx(thread_parker::current());
+            waiter w;
+            w.ctx = &ctx;
+            {
+                std::lock_guard lock(mutex_);
+                mine.push_back(&w);
+            }
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (ready() && ctx.try_claim(0)) {
+                std::lock_guard lock(mutex_);
+                unlink(w);
+                continue;
+            }
+            if constexpr (std::is_same_v<Deadline, no_deadline>) {
+                ctx.wait();
+            } else if (!ctx.wait_until(deadline)) {
+                std::lock_guard lock(mutex_);
+                unlink(w);
+                return status::timeout;
+            }
+            // Woken by a notifier or close(), already unlinked: retry.
+        }
+    }
+
     static status to_status(attempt a) noexcept {
         switch (a) {
         case attempt::done:
@@ -255,10 +411,14 @@ private:
     }
 
     spin_mutex mutex_;
-    bool closed_ = false;
-    ring_buffer<T> buffer_;
-    wait_queue recvq_; // receivers, waiting only while the buffer is empty
-    wait_queue sendq_; // senders, waiting only while the buffer is full
+    bool closed_ = false; // guarded by mutex_; the ring also carries its own closed mark
+    const bool lock_free_;
+    ring_buffer<T> buffer_; // locked path only
+    ring_type ring_;        // lock-free path only
+    // Locked path: receivers wait only while the buffer is empty, senders only while it is
+    // full (try_*_locked rely on it). Lock-free path: waiters sleep until told to retry.
+    wait_queue recvq_;
+    wait_queue sendq_;
 };
 
 // Blocks the calling thread for ever (an operation on a nil channel), or until `deadline`.

@@ -15,11 +15,11 @@
 #include "detail/random.hpp"
 #include "detail/waiter.hpp"
 
-#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <tuple>
@@ -51,7 +51,18 @@ public:
     recv_case(channel_state<T>* state, Fn fn) : state_(state), fn_(std::move(fn)) {}
 
     channel_state<T>* state() const noexcept { return state_; }
-    attempt try_locked(deferred_wake& wake) { return state_->try_recv_locked(value_, wake); }
+    // With the channel's lock held. A lock-free channel is tried without needing it.
+    attempt try_op(deferred_wake& wake) {
+        return state_->lock_free() ? state_->try_recv_fast(value_)
+                                   : state_->try_recv_locked(value_, wake);
+    }
+    // After try_op succeeded and the locks are released: a freed slot may let a sender in.
+    void after_success() {
+        if (state_->lock_free())
+            state_->notify_senders();
+    }
+    // Lock-free channels only: could a retry make progress now?
+    bool ready() const noexcept { return state_->lock_free() && state_->recv_ready(); }
     void enqueue(waiter& w) noexcept {
         w.value = &value_;
         state_->enqueue_recv(w);
@@ -93,7 +104,18 @@ public:
         : state_(state), value_(std::move(value)), fn_(std::move(fn)) {}
 
     channel_state<T>* state() const noexcept { return state_; }
-    attempt try_locked(deferred_wake& wake) { return state_->try_send_locked(value(), wake); }
+    // With the channel's lock held. A lock-free channel is tried without needing it.
+    attempt try_op(deferred_wake& wake) {
+        return state_->lock_free() ? state_->try_send_fast(value())
+                                   : state_->try_send_locked(value(), wake);
+    }
+    // After try_op succeeded and the locks are released: a new value may let a receiver in.
+    void after_success() {
+        if (state_->lock_free())
+            state_->notify_receivers();
+    }
+    // Lock-free channels only: could a retry make progress now?
+    bool ready() const noexcept { return state_->lock_free() && state_->send_ready(); }
     void enqueue(waiter& w) noexcept {
         w.value = &value();
         state_->enqueue_send(w);
@@ -147,9 +169,22 @@ class lock_set {
 public:
     lock_set(std::array<spin_mutex*, N>& mutexes, std::size_t count) noexcept
         : mutexes_(mutexes), count_(count) {
-        std::sort(mutexes_.begin(), mutexes_.begin() + count_);
-        count_ = static_cast<std::size_t>(std::unique(mutexes_.begin(), mutexes_.begin() + count_) -
-                                          mutexes_.begin());
+        // Insertion sort, dropping duplicates: a handful of entries, and std::sort here trips
+        // g++ 12's -Warray-bounds once select is inlined.
+        std::size_t sorted = 0;
+        for (std::size_t i = 0; i < count_; ++i) {
+            spin_mutex* m = mutexes_[i];
+            std::size_t at = sorted;
+            while (at > 0 && std::less<>()(m, mutexes_[at - 1]))
+                --at;
+            if (at > 0 && mutexes_[at - 1] == m)
+                continue; // the same channel twice
+            for (std::size_t j = sorted; j > at; --j)
+                mutexes_[j] = mutexes_[j - 1];
+            mutexes_[at] = m;
+            ++sorted;
+        }
+        count_ = sorted;
         for (std::size_t i = 0; i < count_; ++i)
             mutexes_[i]->lock();
     }
@@ -272,6 +307,27 @@ select_result select(Cases&&... cases) {
         return select_result{index, ok};
     };
 
+    // Runs `fn(case)` on the channel case at `index` (a no-op for other cases).
+    auto on_channel_case = [&](std::size_t index, auto&& fn) {
+        visit_case(all, index, [&](auto& c) {
+            if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+                fn(c);
+        });
+    };
+    // One attempt at case `index` on its own: used first after a wake-up, so the value that
+    // woke us is taken by us (or by someone) and never stranded.
+    auto try_alone = [&](std::size_t index) {
+        attempt a = attempt::not_ready;
+        on_channel_case(index, [&](auto& c) {
+            deferred_wake wake;
+            std::lock_guard lock(c.state()->mutex());
+            a = c.try_op(wake);
+        });
+        if (a == attempt::done)
+            on_channel_case(index, [](auto& c) { c.after_success(); });
+        return a;
+    };
+
     for (;;) {
         // A fresh random order each round, so no ready case starves.
         auto& rng = fast_random::for_this_thread();
@@ -280,25 +336,22 @@ select_result select(Cases&&... cases) {
 
         std::array<spin_mutex*, n> mutexes{};
         for (std::size_t j = 0; j < live; ++j)
-            visit_case(all, order[j], [&](auto& c) {
-                if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
-                    mutexes[j] = &c.state()->mutex();
-            });
+            on_channel_case(order[j], [&](auto& c) { mutexes[j] = &c.state()->mutex(); });
 
         wait_context ctx(thread_parker::current());
         std::array<waiter, n> waiters{};
+        bool any_lock_free = false;
         {
             deferred_wake wake;
             lock_set<n> locks(mutexes, live);
             for (std::size_t j = 0; j < live; ++j) {
                 attempt a = attempt::not_ready;
-                visit_case(all, order[j], [&](auto& c) {
-                    if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
-                        a = c.try_locked(wake);
-                });
+                on_channel_case(order[j], [&](auto& c) { a = c.try_op(wake); });
                 if (a != attempt::not_ready) {
                     locks.unlock();
                     wake.flush();
+                    if (a == attempt::done)
+                        on_channel_case(order[j], [](auto& c) { c.after_success(); });
                     return finish(order[j], a == attempt::done);
                 }
             }
@@ -310,26 +363,44 @@ select_result select(Cases&&... cases) {
                 waiter& w = waiters[order[j]];
                 w.ctx = &ctx;
                 w.case_index = order[j];
-                visit_case(all, order[j], [&](auto& c) {
-                    if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
-                        c.enqueue(w);
+                on_channel_case(order[j], [&](auto& c) {
+                    c.enqueue(w);
+                    any_lock_free = any_lock_free || c.state()->lock_free();
                 });
             }
         }
 
-        bool signalled = true;
-        if constexpr (timeout_count == 1)
-            signalled = ctx.wait_until(deadline);
-        else
-            ctx.wait(); // with no live case nobody signals: blocks for ever, like Go's select {}
-
-        // Leave every queue we still sit in; the claimant already unlinked its waiter.
-        for (std::size_t j = 0; j < live; ++j) {
-            visit_case(all, order[j], [&](auto& c) {
-                if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case) {
-                    std::lock_guard lock(c.state()->mutex());
-                    std::remove_cvref_t<decltype(*c.state())>::unlink(waiters[order[j]]);
+        // Lock-free channels change without their lock: after linking, fence and look again.
+        // Either a notifier sees our waiters, or we see its change here and take ourselves back.
+        bool self_claimed = false;
+        if (any_lock_free) {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            for (std::size_t j = 0; j < live; ++j) {
+                bool ready = false;
+                on_channel_case(order[j], [&](auto& c) { ready = c.ready(); });
+                if (!ready)
+                    continue;
+                if (ctx.try_claim(static_cast<int>(order[j]))) {
+                    waiters[order[j]].outcome = wait_outcome::retry;
+                    self_claimed = true;
                 }
+                break; // if someone else claimed us, their signal is on its way
+            }
+        }
+
+        bool signalled = true;
+        if (!self_claimed) {
+            if constexpr (timeout_count == 1)
+                signalled = ctx.wait_until(deadline);
+            else
+                ctx.wait(); // with no live case nobody signals: blocks for ever, as Go's select {}
+        }
+
+        // Leave every queue we still sit in; a claimant already unlinked its waiter.
+        for (std::size_t j = 0; j < live; ++j) {
+            on_channel_case(order[j], [&](auto& c) {
+                std::lock_guard lock(c.state()->mutex());
+                std::remove_cvref_t<decltype(*c.state())>::unlink(waiters[order[j]]);
             });
         }
         if (!signalled)
@@ -343,8 +414,13 @@ select_result select(Cases&&... cases) {
             return finish(index, true);
         case wait_outcome::closed:
             return finish(index, false);
-        default:
-            continue; // retry: the peer's hand-off threw; poll again
+        default: {
+            // retry: a lock-free channel changed (or a hand-off threw); try that case first.
+            const attempt a = try_alone(index);
+            if (a != attempt::not_ready)
+                return finish(index, a == attempt::done);
+            continue;
+        }
         }
     }
 }

@@ -3,7 +3,8 @@
 // A blocking operation (a send, a recv, or every case of one select) owns one wait_context
 // and one waiter per channel it waits on. Each waiter is an intrusive node in one channel's
 // wait queue, guarded by that channel's lock. Whoever completes the operation (a peer on the
-// channel, close(), or the owner's own deadline) first *claims* the context with a CAS on
+// channel, close(), the owner's own deadline, or the owner's re-check of a lock-free channel
+// after linking) first *claims* the context with a CAS on
 // `selected`; only the claimant may touch the owner's value storage, so a select that loses a
 // race consumes nothing. The claimant then records the outcome and signals the context, after
 // which it must not touch the waiter or context again: the owner may return and free them.
@@ -28,7 +29,9 @@ enum class wait_outcome : std::uint8_t {
     pending,   // still waiting
     completed, // the value was handed over (sent, or received into the owner's storage)
     closed,    // the channel was closed; a send's value was left untouched
-    retry,     // the hand-off threw in the claimant's thread; the owner runs its op again
+    retry,     // the owner runs its operation again: the claimant's hand-off threw, a
+               // lock-free channel gained a value or a slot or was closed, or the owner
+               // claimed itself after seeing such a change in its re-check
 };
 
 // Per-thread sleeping place. A thread waits on one context at a time, so one parker per
@@ -172,10 +175,15 @@ struct waiter {
 struct wait_queue {
     waiter* head = nullptr;
     waiter* tail = nullptr;
+    // Linked waiters. Written under the owner's lock; read without it by lock-free fast paths
+    // (after a seq_cst fence) to skip the lock when nobody waits.
+    std::atomic<std::uint32_t> length{0};
 
     bool empty() const noexcept { return head == nullptr; }
 
     void push_back(waiter* w) noexcept {
+        // relaxed: single writer under the lock; the fast paths order reads with fences.
+        length.store(length.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         w->queue = this;
         w->next = nullptr;
         w->prev = tail;
@@ -187,6 +195,8 @@ struct wait_queue {
     }
 
     void remove(waiter* w) noexcept {
+        // relaxed: as in push_back.
+        length.store(length.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
         if (w->prev)
             w->prev->next = w->next;
         else
