@@ -13,6 +13,7 @@
 
 #include "channel.hpp"
 #include "detail/random.hpp"
+#include "detail/spin_mutex.hpp"
 #include "detail/waiter.hpp"
 
 #include <array>
@@ -63,6 +64,8 @@ public:
     }
     // Lock-free channels only: could a retry make progress now?
     bool ready() const noexcept { return state_->lock_free() && state_->recv_ready(); }
+    // Lock-free channels only, without the lock.
+    attempt try_lock_free() noexcept { return state_->try_recv_fast(value_); }
     void enqueue(waiter& w) noexcept {
         w.value = &value_;
         state_->enqueue_recv(w);
@@ -116,6 +119,8 @@ public:
     }
     // Lock-free channels only: could a retry make progress now?
     bool ready() const noexcept { return state_->lock_free() && state_->send_ready(); }
+    // Lock-free channels only, without the lock.
+    attempt try_lock_free() noexcept { return state_->try_send_fast(value()); }
     void enqueue(waiter& w) noexcept {
         w.value = &value();
         state_->enqueue_send(w);
@@ -328,11 +333,46 @@ select_result select(Cases&&... cases) {
         return a;
     };
 
-    for (;;) {
-        // A fresh random order each round, so no ready case starves.
+    // A fresh random order for each pass, so no ready case starves.
+    auto shuffle = [&] {
+        if constexpr (n < 2)
+            return; // nothing to shuffle (and g++ 12 warns about the loop's bounds)
         auto& rng = fast_random::for_this_thread();
         for (std::size_t i = live; i > 1; --i)
             std::swap(order[i - 1], order[rng.below(static_cast<std::uint32_t>(i))]);
+    };
+
+    // When every live case is on a lock-free channel, poll them without any lock, spinning
+    // briefly before we park (a peer is often a few hundred nanoseconds away). Taking the locks
+    // would add nothing: lock-free operations do not take them. A select with a locked channel
+    // skips this, since polling only its lock-free cases would favour them.
+    bool all_lock_free = live > 0;
+    for (std::size_t j = 0; j < live; ++j)
+        on_channel_case(order[j],
+                        [&](auto& c) { all_lock_free = all_lock_free && c.state()->lock_free(); });
+    if (all_lock_free) {
+        backoff spin;
+        for (int round = 0; round < (otherwise_count == 1 ? 1 : 8); ++round) {
+            shuffle();
+            for (std::size_t j = 0; j < live; ++j) {
+                attempt a = attempt::not_ready;
+                on_channel_case(order[j], [&](auto& c) { a = c.try_lock_free(); });
+                if (a == attempt::done)
+                    on_channel_case(order[j], [](auto& c) { c.after_success(); });
+                if (a != attempt::not_ready)
+                    return finish(order[j], a == attempt::done);
+            }
+            if constexpr (otherwise_count == 1)
+                return finish(special, true);
+            if constexpr (timeout_count == 1)
+                if (std::chrono::steady_clock::now() >= deadline)
+                    break; // the locked pass below still tries once more, then times out
+            spin.snooze();
+        }
+    }
+
+    for (;;) {
+        shuffle();
 
         std::array<spin_mutex*, n> mutexes{};
         for (std::size_t j = 0; j < live; ++j)

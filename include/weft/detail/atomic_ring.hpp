@@ -22,27 +22,9 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <type_traits>
 
 namespace weft::detail {
-
-// Spins with growing pauses, then yields, for the short windows where a peer is mid-write.
-class backoff {
-public:
-    void snooze() noexcept {
-        if (step_ < 6) {
-            for (int i = 0; i < (1 << step_); ++i)
-                cpu_relax();
-            ++step_;
-        } else {
-            std::this_thread::yield();
-        }
-    }
-
-private:
-    int step_ = 0;
-};
 
 // What a ring operation found.
 enum class ring_result { done, not_ready, closed };

@@ -25,6 +25,23 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// Spins with growing pauses, then yields, for the short windows where a peer is mid-write.
+class backoff {
+public:
+    void snooze() noexcept {
+        if (step_ < 6) {
+            for (int i = 0; i < (1 << step_); ++i)
+                cpu_relax();
+            ++step_;
+        } else {
+            std::this_thread::yield();
+        }
+    }
+
+private:
+    int step_ = 0;
+};
+
 class spin_mutex {
 public:
     void lock() noexcept {
