@@ -214,6 +214,31 @@ TEST_CASE("select picks uniformly among ready cases (within 10 sigma over 100k s
     CHECK(picked[0] + picked[1] == rounds);
 }
 
+TEST_CASE("select is fair between a lock-free and a locked channel (within 10 sigma)") {
+    // int moves nothrow (lock-free ring); throwing_move may throw (locked ring buffer). A
+    // select over both kinds must not favour either.
+    struct throwing_move {
+        int v;
+        explicit throwing_move(int value) : v(value) {}
+        throwing_move(throwing_move&& other) noexcept(false) : v(other.v) {}
+    };
+    constexpr int rounds = 20'000;
+    weft::channel<int> fast(1);
+    weft::channel<throwing_move> locked(1);
+    fast.send(0);
+    locked.send(throwing_move(1));
+    int picked[2] = {0, 0};
+    for (int i = 0; i < rounds; ++i)
+        weft::select(weft::on_recv(fast, [&](int v) { ++picked[v], fast.send(v); }),
+                     weft::on_recv(locked, [&](throwing_move t) {
+                         ++picked[t.v];
+                         locked.send(std::move(t));
+                     }));
+    const double sigma = std::sqrt(rounds * 0.25);
+    CHECK(std::abs(picked[0] - rounds / 2) < 10 * sigma);
+    CHECK(picked[0] + picked[1] == rounds);
+}
+
 TEST_CASE("select over many channels receives each value exactly once") {
     constexpr int channels = 8;
     std::vector<weft::channel<int>> chans;
