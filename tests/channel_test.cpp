@@ -4,6 +4,7 @@
 #include "catch_compat.hpp"
 
 #include <weft/channel.hpp>
+#include <weft/select.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +12,11 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <time.h>
+#endif
 
 using namespace std::chrono_literals;
 
@@ -381,3 +387,52 @@ TEST_CASE("send-only and receive-only views talk to the same channel") {
         received += v;
     CHECK(received == 0);
 }
+
+#if defined(__linux__)
+namespace {
+// CPU time the thread has used so far, from its POSIX per-thread CPU clock.
+std::chrono::nanoseconds cpu_time_of(std::thread& t) {
+    clockid_t clock{};
+    REQUIRE(pthread_getcpuclockid(t.native_handle(), &clock) == 0);
+    timespec ts{};
+    REQUIRE(clock_gettime(clock, &ts) == 0);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// Starts `wait` on a thread, lets it settle into its wait, and measures the CPU it burns over
+// the next 200 ms of wall time: a parked thread uses next to none, a spinning one ~200 ms.
+template <class Wait, class Release>
+std::chrono::nanoseconds cpu_while_blocked(Wait wait, Release release) {
+    std::thread t(wait);
+    std::this_thread::sleep_for(50ms); // the window starts after the brief spin phase
+    const auto before = cpu_time_of(t);
+    std::this_thread::sleep_for(200ms); // the measured window, not synchronization
+    const auto used = cpu_time_of(t) - before;
+    release();
+    t.join();
+    return used;
+}
+} // namespace
+
+TEST_CASE("threads blocked on channels park and use no CPU while they wait") {
+    constexpr auto budget = 20ms; // a tenth of the window: generous for a loaded CI machine
+    SECTION("a receiver on an empty unbuffered channel") {
+        weft::channel<int> ch(0);
+        CHECK(cpu_while_blocked([&] { ch.recv(); }, [&] { ch.send(1); }) < budget);
+    }
+    SECTION("a receiver on an empty buffered channel") {
+        weft::channel<int> ch(8);
+        CHECK(cpu_while_blocked([&] { ch.recv(); }, [&] { ch.send(1); }) < budget);
+    }
+    SECTION("a sender on a full buffered channel") {
+        weft::channel<int> ch(1);
+        ch.send(0);
+        CHECK(cpu_while_blocked([&] { ch.send(1); }, [&] { ch.recv(); }) < budget);
+    }
+    SECTION("a select over a buffered and an unbuffered channel") {
+        weft::channel<int> a(4), b(0);
+        CHECK(cpu_while_blocked([&] { weft::select(weft::on_recv(a), weft::on_recv(b)); },
+                                [&] { a.send(1); }) < budget);
+    }
+}
+#endif
