@@ -79,9 +79,6 @@ class receiver;
 
 namespace detail {
 
-// What an attempt made under the channel lock found.
-enum class attempt { done, not_ready, closed };
-
 struct no_deadline {};
 
 struct no_ring {
@@ -108,12 +105,12 @@ public:
 
     attempt try_send_fast(T& value) noexcept {
         if constexpr (k_ring_capable)
-            return to_attempt(ring_.try_push(value));
+            return ring_.try_push(value);
         return attempt::not_ready;
     }
     attempt try_recv_fast(std::optional<T>& out) noexcept {
         if constexpr (k_ring_capable)
-            return to_attempt(ring_.try_pop(out));
+            return ring_.try_pop(out);
         return attempt::not_ready;
     }
     // After a value went in (receivers) or a slot came free (senders): wake one waiter on the
@@ -296,17 +293,6 @@ public:
     }
 
 private:
-    static attempt to_attempt(ring_result r) noexcept {
-        switch (r) {
-        case ring_result::done:
-            return attempt::done;
-        case ring_result::closed:
-            return attempt::closed;
-        default:
-            return attempt::not_ready;
-        }
-    }
-
     void notify_one(wait_queue& queue) {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         // relaxed: ordered by the fence above (see notify_receivers).

@@ -26,8 +26,9 @@
 
 namespace weft::detail {
 
-// What a ring operation found.
-enum class ring_result { done, not_ready, closed };
+// What one attempt at a channel operation found: the ring's answer, and the channel's locked
+// path's too.
+enum class attempt { done, not_ready, closed };
 
 template <class T>
 class atomic_ring {
@@ -52,20 +53,20 @@ public:
         if (capacity_ == 0)
             return; // the unused ring of a channel on the locked path
         std::optional<T> drop;
-        while (try_pop(drop) == ring_result::done)
+        while (try_pop(drop) == attempt::done)
             drop.reset();
     }
 
     std::size_t capacity() const noexcept { return capacity_; }
 
     // Moves `value` into a free slot; not_ready when full, closed when closed (value kept).
-    ring_result try_push(T& value) noexcept {
+    attempt try_push(T& value) noexcept {
         backoff wait;
         // relaxed: a hint; the slot's stamp (acquire) and the CAS decide.
         std::size_t tail = tail_.load(std::memory_order_relaxed);
         for (;;) {
             if (tail & mark_bit_)
-                return ring_result::closed;
+                return attempt::closed;
             const std::size_t index = tail & (mark_bit_ - 1);
             const std::size_t lap = tail & ~(one_lap_ - 1);
             const std::size_t next = index + 1 < capacity_ ? tail + 1 : lap + one_lap_;
@@ -84,7 +85,7 @@ public:
                     std::construct_at(reinterpret_cast<T*>(s.storage), std::move(value));
                     // release: publishes the value to the consumer's acquire of the stamp.
                     s.stamp.store(tail + 1, std::memory_order_release);
-                    return ring_result::done;
+                    return attempt::done;
                 }
                 wait.snooze();
             } else if (stamp + one_lap_ == tail + 1) {
@@ -92,7 +93,7 @@ public:
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 // relaxed: ordered by the fence above.
                 if (head_.load(std::memory_order_relaxed) + one_lap_ == tail)
-                    return ring_result::not_ready;
+                    return attempt::not_ready;
                 wait.snooze();
                 tail = tail_.load(std::memory_order_relaxed);
             } else {
@@ -104,7 +105,7 @@ public:
     }
 
     // Moves the oldest value into `out`; not_ready when empty, closed when closed and drained.
-    ring_result try_pop(std::optional<T>& out) noexcept {
+    attempt try_pop(std::optional<T>& out) noexcept {
         backoff wait;
         // relaxed: a hint; the slot's stamp (acquire) and the CAS decide.
         std::size_t head = head_.load(std::memory_order_relaxed);
@@ -123,7 +124,7 @@ public:
                     std::destroy_at(s.value());
                     // release: hands the free slot to the producer of the next lap.
                     s.stamp.store(head + one_lap_, std::memory_order_release);
-                    return ring_result::done;
+                    return attempt::done;
                 }
                 wait.snooze();
             } else if (stamp == head) {
@@ -132,7 +133,7 @@ public:
                 // relaxed: ordered by the fence above.
                 const std::size_t tail = tail_.load(std::memory_order_relaxed);
                 if ((tail & ~mark_bit_) == head)
-                    return tail & mark_bit_ ? ring_result::closed : ring_result::not_ready;
+                    return tail & mark_bit_ ? attempt::closed : attempt::not_ready;
                 wait.snooze();
                 head = head_.load(std::memory_order_relaxed);
             } else {
