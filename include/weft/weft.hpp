@@ -2,6 +2,8 @@
 #pragma once
 
 #include "channel.hpp"
+#include "scheduler.hpp"
 #include "select.hpp"
 #include "sync.hpp"
+#include "task.hpp"
 #include "time.hpp"

@@ -1,0 +1,452 @@
+// weft::scheduler — a work-stealing pool of worker threads that runs coroutine tasks, Go's M:N
+// runtime in small: a million spawned tasks cost memory, not threads.
+//
+//   weft::scheduler s(4);                       // 4 workers (default: hardware threads)
+//   s.spawn([] { ... });                        // a callable,
+//   s.spawn([]() -> weft::task<> { ... });      // a callable returning a task,
+//   s.spawn(some_task());                       // or a task: fire-and-forget
+//   weft::go(f);                                // spawn on default_scheduler()
+//
+// Each worker owns a Chase-Lev deque: work spawned on a worker goes to the bottom of its own
+// deque (LIFO, cache-hot), idle workers steal from the top of a random victim's (FIFO, oldest
+// first). Work from outside threads goes to one injection queue, which every worker also checks
+// every 61st task so it is never starved by local work. A worker with nothing to do searches
+// briefly (at most half the workers at once), then parks on an event count: an idle scheduler
+// uses no CPU.
+//
+// A spawned task that throws is reported to the handler set with on_unhandled_exception
+// (default: print to stderr); it never calls std::terminate.
+//
+// Shutdown: the destructor lets every worker finish the step it is running, joins the threads,
+// then destroys the frames of spawned tasks that have not finished (queued or suspended), so
+// nothing leaks; work still queued never runs.
+#pragma once
+
+#include "detail/random.hpp"
+#include "detail/spin_mutex.hpp"
+#include "detail/work_deque.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace weft {
+
+class scheduler;
+
+namespace detail {
+
+// Something `co_await` accepts: an awaiter, or a type with a member operator co_await.
+template <class A>
+concept awaitable = requires(A&& a) {
+    std::forward<A>(a).operator co_await();
+}
+|| requires(A& a, std::coroutine_handle<> h) {
+    a.await_ready();
+    a.await_suspend(h);
+    a.await_resume();
+};
+
+// The root of every spawned piece of work: a coroutine nobody awaits. It registers with its
+// scheduler while alive, so shutdown can destroy it wherever it is suspended.
+class spawned_task {
+public:
+    struct promise_type {
+        scheduler* owner = nullptr;
+        // Links in the owner's list of live spawned tasks, guarded by the owner's lock.
+        promise_type* prev = nullptr;
+        promise_type* next = nullptr;
+
+        spawned_task get_return_object() noexcept {
+            return spawned_task(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; } // the frame frees itself
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept;
+        ~promise_type();
+    };
+    using handle = std::coroutine_handle<promise_type>;
+
+    spawned_task(spawned_task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    spawned_task& operator=(spawned_task&&) = delete;
+    ~spawned_task() {
+        if (h_)
+            h_.destroy(); // never handed to a scheduler
+    }
+    handle release() noexcept { return std::exchange(h_, {}); }
+
+private:
+    explicit spawned_task(handle h) noexcept : h_(h) {}
+    handle h_;
+};
+
+// Runs `f`: awaits it if it is awaitable, else calls it and awaits what it returns, if that is
+// awaitable. `f` lives in this frame for as long as the work runs.
+template <class F>
+spawned_task run_spawned(F f) {
+    if constexpr (awaitable<F>) {
+        co_await std::move(f);
+    } else {
+        using result = std::invoke_result_t<F&>;
+        if constexpr (awaitable<result>)
+            co_await f();
+        else
+            f();
+    }
+}
+
+// One worker's private state. Only its own thread touches `tick` and `rng`; thieves touch
+// only `deque`.
+struct worker {
+    explicit worker(std::uint64_t seed) : rng(seed) {}
+    work_deque<std::coroutine_handle<>> deque{256};
+    std::uint32_t tick = 0;
+    fast_random rng;
+};
+
+// The worker the calling thread is, if it is one.
+struct current_worker {
+    scheduler* owner = nullptr;
+    worker* self = nullptr;
+    static current_worker& get() noexcept {
+        thread_local current_worker current;
+        return current;
+    }
+};
+
+} // namespace detail
+
+class scheduler {
+public:
+    // Starts `workers` worker threads (at least 1).
+    explicit scheduler(std::size_t workers = default_worker_count()) {
+        const std::size_t n = std::max<std::size_t>(workers, 1);
+        auto& seed_rng = detail::fast_random::for_this_thread();
+        for (std::size_t i = 0; i < n; ++i)
+            workers_.push_back(std::make_unique<detail::worker>(seed_rng.next()));
+        threads_.reserve(n);
+        for (std::size_t i = 0; i < n; ++i)
+            threads_.emplace_back([this, i] { run_worker(i); });
+    }
+
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    // Stops the workers after their current step, joins them, destroys unfinished tasks.
+    ~scheduler() {
+        // release: workers that see the flag (acquire) also see everything before it.
+        stopping_.store(true, std::memory_order_release);
+        wake_all();
+        for (auto& t : threads_)
+            t.join();
+        destroy_unfinished();
+    }
+
+    // GOMAXPROCS: the WEFT_WORKERS environment variable if set to a positive number, else
+    // the hardware's thread count.
+    static std::size_t default_worker_count() {
+        if (const char* text = std::getenv("WEFT_WORKERS")) {
+            const long n = std::strtol(text, nullptr, 10);
+            if (n > 0)
+                return static_cast<std::size_t>(n);
+        }
+        return std::max(1u, std::thread::hardware_concurrency());
+    }
+
+    std::size_t size() const noexcept { return workers_.size(); }
+
+    // Fire-and-forget: `f` is a task (or any awaitable), a callable returning one, or a plain
+    // callable. Runs on a worker; an exception it throws goes to the unhandled-exception
+    // handler.
+    template <class F>
+    void spawn(F&& f) {
+        auto h = detail::run_spawned(std::decay_t<F>(std::forward<F>(f))).release();
+        track(h.promise());
+        schedule(h);
+    }
+
+    // Makes `h` runnable on this scheduler: on the calling worker's own deque if it is one of
+    // ours, else on the injection queue. Wakes a parked worker if any.
+    void schedule(std::coroutine_handle<> h) {
+        auto& current = detail::current_worker::get();
+        if (current.owner != this || !current.self->deque.push(h))
+            inject(h);
+        wake_one();
+    }
+
+    // Makes `h` runnable behind everything already queued: the injection queue, FIFO. For
+    // yield(): the task lets others go first.
+    void schedule_last(std::coroutine_handle<> h) {
+        inject(h);
+        wake_one();
+    }
+
+    // The scheduler whose worker is running the calling thread, or null on other threads.
+    static scheduler* current() noexcept { return detail::current_worker::get().owner; }
+
+    // Who hears about exceptions escaping spawned tasks. Set it before spawning work; the
+    // default prints the exception's message to stderr.
+    void on_unhandled_exception(std::function<void(std::exception_ptr)> handler) {
+        std::lock_guard lock(registry_mutex_);
+        unhandled_ = std::move(handler);
+    }
+
+private:
+    friend struct detail::spawned_task::promise_type;
+
+    void run_worker(std::size_t index) {
+        detail::worker& self = *workers_[index];
+        detail::current_worker::get() = {this, &self};
+        // acquire: pairs with the release store in the destructor. Checked before every step,
+        // so a task that keeps yielding cannot hold the worker past a stop.
+        while (!stopping_.load(std::memory_order_acquire)) {
+            if (std::coroutine_handle<> h = find_work(self))
+                h.resume();
+            else
+                park();
+        }
+        detail::current_worker::get() = {};
+    }
+
+    std::coroutine_handle<> find_work(detail::worker& self) {
+        // Every 61st task comes from the injection queue first, so outside submissions are
+        // never starved by a worker that keeps feeding its own deque (61: Go's choice, a prime
+        // that does not beat in step with common loop sizes).
+        if (++self.tick % 61 == 0)
+            if (auto h = take_injected())
+                return h;
+        if (auto h = self.deque.pop())
+            return *h;
+        if (auto h = take_injected())
+            return h;
+        return steal(self);
+    }
+
+    // Tries every other worker once, from a random start; again while some steal lost a race.
+    std::coroutine_handle<> steal(detail::worker& self) {
+        const std::size_t n = workers_.size();
+        if (n < 2)
+            return {};
+        for (int round = 0; round < 4; ++round) {
+            bool contended = false;
+            const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
+            for (std::size_t i = 0; i < n; ++i) {
+                detail::worker& victim = *workers_[(start + i) % n];
+                if (&victim == &self)
+                    continue;
+                auto r = victim.deque.steal();
+                if (r)
+                    return r.value;
+                contended = contended || r.status == detail::steal_status::lost_race;
+            }
+            if (!contended)
+                break;
+        }
+        return {};
+    }
+
+    void inject(std::coroutine_handle<> h) {
+        std::lock_guard lock(injected_mutex_);
+        injected_.push_back(h);
+        // relaxed: a hint for has_work() and take_injected(); the lock orders the queue itself,
+        // and wake_one()'s fence orders this store against a parking worker's check.
+        injected_count_.store(injected_.size(), std::memory_order_relaxed);
+    }
+
+    std::coroutine_handle<> take_injected() {
+        // relaxed: a hint to skip the lock when empty; a missed item is found on the next look
+        // (a parking worker re-checks after its fence).
+        if (injected_count_.load(std::memory_order_relaxed) == 0)
+            return {};
+        std::lock_guard lock(injected_mutex_);
+        if (injected_.empty())
+            return {};
+        auto h = injected_.front();
+        injected_.pop_front();
+        // relaxed: as in inject().
+        injected_count_.store(injected_.size(), std::memory_order_relaxed);
+        return h;
+    }
+
+    bool has_work() const noexcept {
+        // relaxed loads: the caller issued a seq_cst fence first (see park()).
+        if (injected_count_.load(std::memory_order_relaxed) != 0)
+            return true;
+        for (const auto& w : workers_)
+            if (w->deque.size_hint() != 0)
+                return true;
+        return false;
+    }
+
+    // The event count. A worker that found nothing announces itself in sleepers_, fences,
+    // and looks for work once more before it waits for epoch_ to move; whoever makes work
+    // runnable fences and then reads sleepers_. With both fences seq_cst one side always sees
+    // the other: either the worker finds the new work, or the producer sees the sleeper and
+    // bumps epoch_, which the worker's wait() cannot miss (it read epoch_ before announcing).
+    void park() {
+        // Search a little longer first (a task is often about to appear), but never with more
+        // than half the workers at once: the rest would only burn CPU.
+        const std::size_t max_spinning = std::max<std::size_t>(1, workers_.size() / 2);
+        // relaxed: a soft cap, not a synchronization point.
+        if (spinning_.fetch_add(1, std::memory_order_relaxed) < max_spinning) {
+            detail::backoff spin;
+            for (int i = 0; i < 16; ++i) {
+                spin.snooze();
+                if (has_work()) {
+                    spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
+                    return;
+                }
+            }
+        }
+        spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
+
+        // acquire: pairs with the release increment in wake_one()/wake_all().
+        const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
+        // relaxed: ordered by the fence just below.
+        sleepers_.fetch_add(1, std::memory_order_relaxed);
+        // seq_cst: pairs with the fence in wake_one() (see above).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // acquire: as in run_worker().
+        if (!has_work() && !stopping_.load(std::memory_order_acquire))
+            epoch_.wait(seen, std::memory_order_acquire);  // acquire: as the load of seen
+        sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
+    }
+
+    void wake_one() noexcept {
+        // seq_cst: pairs with the fence in park(): orders our queue write before this read.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // relaxed: ordered by the fence above.
+        if (sleepers_.load(std::memory_order_relaxed) == 0)
+            return;
+        // release: the woken worker's acquire of epoch_ sees the work we queued.
+        epoch_.fetch_add(1, std::memory_order_release);
+        epoch_.notify_one();
+    }
+
+    void wake_all() noexcept {
+        // release: as in wake_one().
+        epoch_.fetch_add(1, std::memory_order_release);
+        epoch_.notify_all();
+    }
+
+    // --- live spawned tasks ------------------------------------------------------------------
+
+    void track(detail::spawned_task::promise_type& p) {
+        std::lock_guard lock(registry_mutex_);
+        p.owner = this;
+        p.next = live_;
+        if (live_)
+            live_->prev = &p;
+        live_ = &p;
+    }
+
+    void untrack(detail::spawned_task::promise_type& p) noexcept {
+        std::lock_guard lock(registry_mutex_);
+        if (p.prev)
+            p.prev->next = p.next;
+        else
+            live_ = p.next;
+        if (p.next)
+            p.next->prev = p.prev;
+        p.owner = nullptr;
+    }
+
+    void report(std::exception_ptr error) noexcept {
+        std::function<void(std::exception_ptr)> handler;
+        {
+            std::lock_guard lock(registry_mutex_);
+            handler = unhandled_;
+        }
+        try {
+            if (handler) {
+                handler(error);
+                return;
+            }
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "weft: a spawned task threw: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "weft: a spawned task threw a non-std exception\n");
+        }
+    }
+
+    // After the workers are gone: what is queued is dropped (each handle belongs to some live
+    // spawned task's frame, directly or through the tasks it awaits), then each live spawned
+    // task is destroyed, which destroys the tasks it owns.
+    void destroy_unfinished() {
+        injected_.clear();
+        for (auto& w : workers_)
+            while (w->deque.pop()) {
+            }
+        for (;;) {
+            detail::spawned_task::promise_type* p = nullptr;
+            {
+                std::lock_guard lock(registry_mutex_);
+                p = live_;
+            }
+            if (!p)
+                return;
+            untrack(*p); // so its destructor does not look for us
+            detail::spawned_task::handle::from_promise(*p).destroy();
+        }
+    }
+
+    std::vector<std::unique_ptr<detail::worker>> workers_;
+    std::vector<std::thread> threads_;
+
+    detail::spin_mutex injected_mutex_;
+    std::deque<std::coroutine_handle<>> injected_;
+    std::atomic<std::size_t> injected_count_{0};
+
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint32_t> epoch_{0};
+    std::atomic<std::size_t> sleepers_{0};
+    std::atomic<std::size_t> spinning_{0};
+
+    std::mutex registry_mutex_;
+    detail::spawned_task::promise_type* live_ = nullptr;
+    std::function<void(std::exception_ptr)> unhandled_;
+};
+
+namespace detail {
+
+inline void spawned_task::promise_type::unhandled_exception() noexcept {
+    if (owner)
+        owner->report(std::current_exception());
+}
+
+inline spawned_task::promise_type::~promise_type() {
+    if (owner)
+        owner->untrack(*this);
+}
+
+} // namespace detail
+
+// The process-wide scheduler, started on first use with default_worker_count() workers.
+inline scheduler& default_scheduler() {
+    static scheduler instance;
+    return instance;
+}
+
+// Go's `go f()`: spawn on the default scheduler.
+template <class F>
+void go(F&& f) {
+    default_scheduler().spawn(std::forward<F>(f));
+}
+
+} // namespace weft

@@ -1,0 +1,411 @@
+// weft::task<T> — a lazy coroutine that produces a T (or throws), and the ways to run tasks:
+// sync_wait from a plain thread, when_all to run several in parallel, yield to let others go.
+//
+//   weft::task<int> answer() { co_return 42; }
+//   weft::task<int> twice() { int a = co_await answer(); co_return 2 * a; }
+//   int v = weft::sync_wait(twice());                  // 84, on default_scheduler()
+//   auto [x, y] = co_await weft::when_all(f(), g());   // f and g in parallel
+//
+// A task starts only when awaited (or spawned, or passed to sync_wait), runs to its first
+// suspension on the awaiting thread, and resumes its awaiter by symmetric transfer when done,
+// so a chain of awaits never grows the stack. An exception thrown in a task reaches whoever
+// awaits it. Awaiting a moved-from task throws task_error.
+#pragma once
+
+#include "scheduler.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace weft {
+
+// Misuse of a task that is a bug in the caller (awaiting a task that was moved from).
+class task_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// A task could not finish because its scheduler was destroyed first (sync_wait reports it).
+class scheduler_stopped : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+// Resumes the awaiting coroutine, if any, when a task finishes.
+struct resume_continuation {
+    bool await_ready() const noexcept { return false; }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) const noexcept {
+        if (auto c = h.promise().continuation)
+            return c;
+        return std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+};
+
+struct task_promise_base {
+    std::coroutine_handle<> continuation;
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    resume_continuation final_suspend() const noexcept { return {}; }
+};
+
+template <class T>
+struct task_promise : task_promise_base {
+    std::variant<std::monostate, T, std::exception_ptr> result;
+
+    task<T> get_return_object() noexcept;
+    template <class U>
+    requires std::convertible_to<U&&, T>
+    void return_value(U&& value) { result.template emplace<1>(std::forward<U>(value)); }
+    void unhandled_exception() noexcept { result.template emplace<2>(std::current_exception()); }
+    T take() {
+        if (result.index() == 2)
+            std::rethrow_exception(std::get<2>(result));
+        return std::move(std::get<1>(result));
+    }
+};
+
+template <>
+struct task_promise<void> : task_promise_base {
+    std::exception_ptr error;
+
+    task<void> get_return_object() noexcept;
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { error = std::current_exception(); }
+    void take() {
+        if (error)
+            std::rethrow_exception(error);
+    }
+};
+
+} // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+    static_assert(!std::is_reference_v<T>, "task<T&> is not supported; return a pointer");
+
+public:
+    using promise_type = detail::task_promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            if (h_)
+                h_.destroy();
+            h_ = std::exchange(other.h_, {});
+        }
+        return *this;
+    }
+    ~task() {
+        if (h_)
+            h_.destroy();
+    }
+
+    // False for a default-constructed or moved-from task.
+    explicit operator bool() const noexcept { return static_cast<bool>(h_); }
+
+    // Starts the task and suspends the awaiter until it finishes; yields its value or
+    // rethrows its exception.
+    auto operator co_await() && {
+        struct awaiter {
+            std::coroutine_handle<promise_type> h;
+            bool await_ready() const {
+                if (!h)
+                    throw task_error("weft: co_await on an empty (moved-from) task");
+                return false;
+            }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+                h.promise().continuation = awaiting;
+                return h; // symmetric transfer: start the task on this thread
+            }
+            T await_resume() { return h.promise().take(); }
+        };
+        return awaiter{h_};
+    }
+
+private:
+    friend struct detail::task_promise<T>;
+    explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+    std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+
+template <class T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>(std::coroutine_handle<task_promise<T>>::from_promise(*this));
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>(std::coroutine_handle<task_promise<void>>::from_promise(*this));
+}
+
+// sync_wait's meeting point between the task and the waiting thread.
+template <class T>
+struct sync_state {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<std::conditional_t<std::is_void_v<T>, std::monostate, T>> value;
+    std::exception_ptr error;
+
+    // Under the lock, so the waiter (which takes the lock before returning) cannot free the
+    // state while we still touch it.
+    void finish() {
+        std::lock_guard lock(mutex);
+        done = true;
+        cv.notify_one();
+    }
+};
+
+// Destroyed with the frame of sync_wait's task: if that happens before the task finished (the
+// scheduler shut down), tells the waiter instead of leaving it blocked for ever.
+template <class T>
+struct abandon_guard {
+    sync_state<T>* state;
+    bool finished = false;
+    ~abandon_guard() {
+        if (finished)
+            return;
+        state->error = std::make_exception_ptr(
+            scheduler_stopped("weft: scheduler destroyed before the sync_wait task finished"));
+        state->finish();
+    }
+};
+
+template <class T>
+task<void> run_for_sync_wait(task<T> t, sync_state<T>& state) {
+    abandon_guard<T> guard{&state};
+    try {
+        // `inner` dies at the end of this block, so the task's frame (and the exception it may
+        // hold) is gone before finish() lets the waiter return: the waiter never races with
+        // our clean-up.
+        task<T> inner = std::move(t);
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(inner);
+            state.value.emplace();
+        } else {
+            state.value.emplace(co_await std::move(inner));
+        }
+    } catch (...) {
+        state.error = std::current_exception();
+    }
+    guard.finished = true;
+    state.finish();
+}
+
+} // namespace detail
+
+// Runs `t` on `s` and blocks the calling thread until it finishes: returns its value or
+// rethrows its exception. Throws scheduler_stopped if `s` is destroyed first. Do not call it on
+// one of `s`'s own workers (it would block that worker; await the task instead).
+template <class T>
+T sync_wait(scheduler& s, task<T> t) {
+    detail::sync_state<T> state;
+    s.spawn(detail::run_for_sync_wait(std::move(t), state));
+    std::unique_lock lock(state.mutex);
+    state.cv.wait(lock, [&] { return state.done; });
+    if (state.error)
+        std::rethrow_exception(state.error);
+    if constexpr (!std::is_void_v<T>)
+        return std::move(*state.value);
+}
+
+// sync_wait on default_scheduler().
+template <class T>
+T sync_wait(task<T> t) {
+    return sync_wait(default_scheduler(), std::move(t));
+}
+
+// `co_await yield()`: lets every task already queued run first. On a thread that is not a
+// worker it yields the thread.
+inline auto yield() noexcept {
+    struct awaiter {
+        bool await_ready() const noexcept { return false; }
+        bool await_suspend(std::coroutine_handle<> h) const {
+            if (scheduler* s = scheduler::current()) {
+                s->schedule_last(h);
+                return true;
+            }
+            std::this_thread::yield();
+            return false;
+        }
+        void await_resume() const noexcept {}
+    };
+    return awaiter{};
+}
+
+namespace detail {
+
+// void results are std::monostate in when_all's tuple.
+template <class T>
+using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+// Counts children still running; the last one to finish resumes the parent. Starts at
+// children + 1: the parent's own await_suspend takes the last unit after it has started them
+// all, so a child that finishes early cannot resume a parent that is still starting others.
+struct join_counter {
+    std::atomic<std::size_t> remaining;
+    std::coroutine_handle<> parent;
+
+    explicit join_counter(std::size_t children) : remaining(children + 1) {}
+
+    // True for the caller that brought the count to zero: it resumes the parent.
+    bool arrive() noexcept {
+        // acq_rel: release publishes this child's result; the last arriver's acquire sees
+        // every other child's result before it resumes the parent.
+        return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    }
+};
+
+// A child of when_all: runs one task, stores its outcome, arrives at the counter.
+class join_child {
+public:
+    struct promise_type {
+        join_counter* counter = nullptr;
+
+        join_child get_return_object() noexcept {
+            return join_child(std::coroutine_handle<promise_type>::from_promise(*this));
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        auto final_suspend() const noexcept {
+            struct awaiter {
+                bool await_ready() const noexcept { return false; }
+                std::coroutine_handle<>
+                await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+                    join_counter& c = *h.promise().counter;
+                    if (c.arrive())
+                        return c.parent;
+                    return std::noop_coroutine();
+                }
+                void await_resume() const noexcept {}
+            };
+            return awaiter{};
+        }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept {} // never: run_child catches everything
+    };
+    using handle = std::coroutine_handle<promise_type>;
+
+    join_child(join_child&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+    join_child& operator=(join_child&&) = delete;
+    ~join_child() {
+        if (h_)
+            h_.destroy();
+    }
+    handle get() const noexcept { return h_; }
+
+private:
+    explicit join_child(handle h) noexcept : h_(h) {}
+    handle h_;
+};
+
+template <class T>
+struct child_result {
+    std::optional<non_void<T>> value;
+    std::exception_ptr error;
+
+    non_void<T> take() {
+        if (error)
+            std::rethrow_exception(error);
+        return std::move(*value);
+    }
+};
+
+template <class T>
+join_child run_child(task<T> t, child_result<T>& out) {
+    try {
+        if constexpr (std::is_void_v<T>) {
+            co_await std::move(t);
+            out.value.emplace();
+        } else {
+            out.value.emplace(co_await std::move(t));
+        }
+    } catch (...) {
+        out.error = std::current_exception();
+    }
+}
+
+// Starts every child on the scheduler running the parent and suspends the parent until the
+// last one finishes.
+struct join_awaiter {
+    join_counter& counter;
+    std::vector<join_child>& children;
+
+    bool await_ready() const noexcept { return children.empty(); }
+    bool await_suspend(std::coroutine_handle<> parent) {
+        counter.parent = parent;
+        scheduler* s = scheduler::current();
+        if (!s)
+            s = &default_scheduler();
+        for (auto& c : children) {
+            c.get().promise().counter = &counter;
+            s->schedule(c.get());
+        }
+        return !counter.arrive(); // all done already: do not suspend
+    }
+    void await_resume() const noexcept {}
+};
+
+} // namespace detail
+
+// Runs the tasks in parallel on the current scheduler and yields all their results, in order
+// (void results as std::monostate). Waits for every task even if one throws, then rethrows the
+// first exception in argument order.
+template <class... Ts>
+task<std::tuple<detail::non_void<Ts>...>> when_all(task<Ts>... tasks) {
+    std::tuple<detail::child_result<Ts>...> results;
+    detail::join_counter counter(sizeof...(Ts));
+    std::vector<detail::join_child> children;
+    children.reserve(sizeof...(Ts));
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (children.push_back(detail::run_child(std::move(tasks), std::get<I>(results))), ...);
+    }
+    (std::index_sequence_for<Ts...>{});
+    co_await detail::join_awaiter{counter, children};
+    co_return std::apply(
+        [](auto&... r) { return std::tuple<detail::non_void<Ts>...>(r.take()...); }, results);
+}
+
+// Runs every task in `tasks` in parallel and yields their results in order (task<void> for
+// void tasks). Waits for all, then rethrows the first exception in order.
+template <class T>
+task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>>
+when_all(std::vector<task<T>> tasks) {
+    std::vector<detail::child_result<T>> results(tasks.size());
+    detail::join_counter counter(tasks.size());
+    std::vector<detail::join_child> children;
+    children.reserve(tasks.size());
+    for (std::size_t i = 0; i < tasks.size(); ++i)
+        children.push_back(detail::run_child(std::move(tasks[i]), results[i]));
+    co_await detail::join_awaiter{counter, children};
+    if constexpr (std::is_void_v<T>) {
+        for (auto& r : results)
+            r.take();
+    } else {
+        std::vector<T> values;
+        values.reserve(results.size());
+        for (auto& r : results)
+            values.push_back(r.take());
+        co_return values;
+    }
+}
+
+} // namespace weft
