@@ -22,6 +22,7 @@
 // nothing leaks; work still queued never runs.
 #pragma once
 
+#include "detail/frame_pool.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/work_deque.hpp"
@@ -65,7 +66,7 @@ concept awaitable = requires(A&& a) {
 // scheduler while alive, so shutdown can destroy it wherever it is suspended.
 class spawned_task {
 public:
-    struct promise_type {
+    struct promise_type : pooled_frame {
         scheduler* owner = nullptr;
         // Links in the owner's list of live spawned tasks, guarded by the owner's lock.
         promise_type* prev = nullptr;

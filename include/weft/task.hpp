@@ -12,8 +12,10 @@
 // awaits it. Awaiting a moved-from task throws task_error.
 #pragma once
 
+#include "detail/frame_pool.hpp"
 #include "scheduler.hpp"
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <coroutine>
@@ -21,6 +23,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -59,7 +62,7 @@ struct resume_continuation {
     void await_resume() const noexcept {}
 };
 
-struct task_promise_base {
+struct task_promise_base : pooled_frame {
     std::coroutine_handle<> continuation;
     std::suspend_always initial_suspend() const noexcept { return {}; }
     resume_continuation final_suspend() const noexcept { return {}; }
@@ -278,7 +281,7 @@ struct join_counter {
 // A child of when_all: runs one task, stores its outcome, arrives at the counter.
 class join_child {
 public:
-    struct promise_type {
+    struct promise_type : pooled_frame {
         join_counter* counter = nullptr;
 
         join_child get_return_object() noexcept {
@@ -343,23 +346,27 @@ join_child run_child(task<T> t, child_result<T>& out) {
     }
 }
 
-// Starts every child on the scheduler running the parent and suspends the parent until the
-// last one finishes.
+// Starts the children and suspends the parent until the last one finishes: all but the last
+// child go on the scheduler running the parent (where idle workers can steal them), the last
+// runs at once on this thread by symmetric transfer, as a fork-join recursion wants.
 struct join_awaiter {
     join_counter& counter;
-    std::vector<join_child>& children;
+    std::span<join_child> children;
 
     bool await_ready() const noexcept { return children.empty(); }
-    bool await_suspend(std::coroutine_handle<> parent) {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
         counter.parent = parent;
         scheduler* s = scheduler::current();
         if (!s)
             s = &default_scheduler();
-        for (auto& c : children) {
+        for (auto& c : children)
             c.get().promise().counter = &counter;
-            s->schedule(c.get());
-        }
-        return !counter.arrive(); // all done already: do not suspend
+        const std::coroutine_handle<> last = children.back().get();
+        for (std::size_t i = 0; i + 1 < children.size(); ++i)
+            s->schedule(children[i].get());
+        // The parent's own unit: cannot be the last arrival, the last child has not run yet.
+        counter.arrive();
+        return last;
     }
     void await_resume() const noexcept {}
 };
@@ -373,10 +380,9 @@ template <class... Ts>
 task<std::tuple<detail::non_void<Ts>...>> when_all(task<Ts>... tasks) {
     std::tuple<detail::child_result<Ts>...> results;
     detail::join_counter counter(sizeof...(Ts));
-    std::vector<detail::join_child> children;
-    children.reserve(sizeof...(Ts));
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-        (children.push_back(detail::run_child(std::move(tasks), std::get<I>(results))), ...);
+    auto children = [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return std::array<detail::join_child, sizeof...(Ts)>{
+            detail::run_child(std::move(tasks), std::get<I>(results))...};
     }
     (std::index_sequence_for<Ts...>{});
     co_await detail::join_awaiter{counter, children};
