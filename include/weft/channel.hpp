@@ -18,7 +18,9 @@
 #include "detail/atomic_ring.hpp"
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
+#include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
+#include "task.hpp"
 
 #include <chrono>
 #include <concepts>
@@ -206,6 +208,54 @@ public:
             w.queue->remove(&w);
     }
 
+    // --- one step of a task's operation (see detail/task_park.hpp) --------------------------
+
+    // Sends, or links `w` to wait (parked). Moves from `value` only when it is sent.
+    park_step step_send(T& value, waiter& w) {
+        if (lock_free_) {
+            const attempt a = try_send_fast(value);
+            if (a == attempt::done)
+                notify_receivers();
+            if (a != attempt::not_ready)
+                return a == attempt::done ? park_step::done : park_step::closed;
+            return link_and_recheck(w, sendq_, [&] { return send_ready(); });
+        }
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        const attempt a = try_send_locked(value, wake);
+        if (a != attempt::not_ready)
+            return a == attempt::done ? park_step::done : park_step::closed;
+        w.value = &value;
+        sendq_.push_back(&w);
+        return park_step::parked;
+    }
+
+    // Receives into `out`, or links `w` to wait (parked).
+    park_step step_recv(std::optional<T>& out, waiter& w) {
+        if (lock_free_) {
+            const attempt a = try_recv_fast(out);
+            if (a == attempt::done)
+                notify_senders();
+            if (a != attempt::not_ready)
+                return a == attempt::done ? park_step::done : park_step::closed;
+            return link_and_recheck(w, recvq_, [&] { return recv_ready(); });
+        }
+        deferred_wake wake;
+        std::lock_guard lock(mutex_);
+        const attempt a = try_recv_locked(out, wake);
+        if (a != attempt::not_ready)
+            return a == attempt::done ? park_step::done : park_step::closed;
+        w.value = &out;
+        recvq_.push_back(&w);
+        return park_step::parked;
+    }
+
+    // Takes a waiting task's waiter out of its queue (its frame is being destroyed).
+    void cancel(waiter& w) noexcept {
+        std::lock_guard lock(mutex_);
+        unlink(w);
+    }
+
     // --- operations that lock ---------------------------------------------------------------
 
     void close() {
@@ -293,6 +343,24 @@ public:
     }
 
 private:
+    // Lock-free path, task side of the handshake in block_fast: link, fence, look again; if a
+    // retry could succeed now, take the waiter back (again) rather than sleep past the change.
+    template <class Ready>
+    park_step link_and_recheck(waiter& w, wait_queue& mine, Ready ready) {
+        {
+            std::lock_guard lock(mutex_);
+            mine.push_back(&w);
+        }
+        // seq_cst: pairs with the fence in notify_one (see notify_receivers).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (ready() && w.ctx->try_claim(0)) {
+            std::lock_guard lock(mutex_);
+            unlink(w);
+            return park_step::again;
+        }
+        return park_step::parked;
+    }
+
     void notify_one(wait_queue& queue) {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         // relaxed: ordered by the fence above (see notify_receivers).
@@ -437,6 +505,49 @@ struct channel_access {
     }
 };
 
+template <class T>
+park_step step_send_of(channel_state<T>& state, waiter& w, void* value) {
+    return state.step_send(*static_cast<T*>(value), w);
+}
+template <class T>
+park_step step_recv_of(channel_state<T>& state, waiter& w, void* out) {
+    return state.step_recv(*static_cast<std::optional<T>*>(out), w);
+}
+
+// A task's send: true once sent, false if the channel is closed (`value` then untouched).
+template <class T>
+task<bool> async_send_to(channel_state<T>* state, T& value) {
+    if (!state) {
+        co_await std::suspend_always{}; // a nil channel never becomes ready
+        co_return false;
+    }
+    for (;;) {
+        task_park<channel_state<T>> park(*state, &step_send_of<T>, &value);
+        const park_step step = co_await park;
+        if (step != park_step::again)
+            co_return step == park_step::done;
+    }
+}
+
+// A task's receive: a value, or nullopt once the channel is closed and drained.
+template <class T>
+task<std::optional<T>> async_recv_from(channel_state<T>* state) {
+    std::optional<T> out;
+    if (!state) {
+        co_await std::suspend_always{}; // a nil channel never becomes ready
+        co_return out;
+    }
+    for (;;) {
+        task_park<channel_state<T>> park(*state, &step_recv_of<T>, &out);
+        const park_step step = co_await park;
+        if (step == park_step::done)
+            co_return std::move(out);
+        if (step == park_step::closed)
+            co_return std::nullopt;
+        out.reset();
+    }
+}
+
 } // namespace detail
 
 template <class T>
@@ -508,6 +619,20 @@ public:
         status s = state_->recv(out, deadline);
         return s == status::ok ? recv_result<T>(std::move(*out)) : recv_result<T>(s);
     }
+
+    // In a task: `co_await ch.async_send(v)` sends like send() but suspends the task, not its
+    // worker thread, while it waits. True once sent; false if closed, leaving `value` unmoved.
+    // Await the returned task at once: it refers to `value`.
+    task<bool> async_send(T&& value) { return detail::async_send_to(state_.get(), value); }
+    task<bool> async_send(const T& value) {
+        return [](detail::channel_state<T>* state, T copy) -> task<bool> {
+            co_return co_await detail::async_send_to(state, copy);
+        }(state_.get(), value);
+    }
+
+    // In a task: `co_await ch.async_recv()` receives like recv() but suspends the task, not
+    // its worker thread. A value, or nullopt once the channel is closed and drained.
+    task<std::optional<T>> async_recv() { return detail::async_recv_from(state_.get()); }
 
     // Closes the channel and wakes every blocked sender and receiver. Buffered values can
     // still be received. Throws channel_error on a closed or nil channel.
@@ -588,6 +713,8 @@ public:
     status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
         return channel_.send_until(std::move(value), deadline);
     }
+    task<bool> async_send(T&& value) { return channel_.async_send(std::move(value)); }
+    task<bool> async_send(const T& value) { return channel_.async_send(value); }
     void close() { channel_.close(); }
     std::size_t size() const { return channel_.size(); }
     std::size_t capacity() const noexcept { return channel_.capacity(); }
@@ -612,6 +739,7 @@ public:
     receiver(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
     std::optional<T> recv() { return channel_.recv(); }
+    task<std::optional<T>> async_recv() { return channel_.async_recv(); }
     recv_result<T> try_recv() { return channel_.try_recv(); }
     template <class Rep, class Period>
     recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
