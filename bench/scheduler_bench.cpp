@@ -3,10 +3,13 @@
 // Families (DESIGN.md's targets read as ratios between rows of one family):
 //   fib/<peer>/workers:W     fork-join fib(n): every call above the cutoff forks two children
 //   skynet/<peer>/workers:W  a tree of 1M tasks with 10 children each, summing the leaves
+//   pingpong/tasks           two tasks on one worker bounce a value over two unbuffered
+//                            channels (DESIGN.md: <= 150 ns a round trip)
 // Peers: a plain recursive function (serial, the floor), oneTBB task_group in a task_arena of
 // W threads (when CMake found oneTBB). Each result is checked: a wrong sum fails the row.
 //
 //   scheduler_bench --fib=30 --benchmark_filter=fib
+#include <weft/channel.hpp>
 #include <weft/task.hpp>
 
 #include <benchmark/benchmark.h>
@@ -113,6 +116,37 @@ void bm_skynet_weft(benchmark::State& state) {
         check(state, weft::sync_wait(s, skynet_weft(0, k_skynet_size)), k_skynet_sum);
 }
 
+// Round trips between two tasks on a one-worker scheduler, each way a rendezvous.
+void bm_pingpong_tasks(benchmark::State& state) {
+    constexpr long trips = 100'000;
+    weft::scheduler s(1);
+    for (auto _ : state) {
+        auto run = []() -> weft::task<long> {
+            weft::channel<long> ping(0), pong(0);
+            auto echo = [](weft::channel<long> in, weft::channel<long> out) -> weft::task<void> {
+                while (auto v = co_await in.async_recv())
+                    co_await out.async_send(long(*v));
+            };
+            auto client = [](weft::channel<long> out, weft::channel<long> in) -> weft::task<long> {
+                long sum = 0;
+                for (long i = 0; i < trips; ++i) {
+                    co_await out.async_send(long(i));
+                    sum += *(co_await in.async_recv());
+                }
+                out.close();
+                co_return sum;
+            };
+            auto [none, sum] = co_await weft::when_all(echo(ping, pong), client(ping, pong));
+            (void)none;
+            co_return sum;
+        };
+        check(state, weft::sync_wait(s, run()), trips * (trips - 1) / 2);
+    }
+    state.counters["per_roundtrip"] =
+        benchmark::Counter(static_cast<double>(state.iterations()) * trips,
+                           benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 #if WEFT_HAVE_TBB
 void bm_fib_tbb(benchmark::State& state) {
     const long want = fib_serial(g_fib);
@@ -151,6 +185,7 @@ void register_benchmarks() {
     add("fib/tbb", bm_fib_tbb, true);
 #endif
     add("skynet/weft", bm_skynet_weft, true);
+    add("pingpong/tasks", bm_pingpong_tasks, false);
 #if WEFT_HAVE_TBB
     add("skynet/tbb", bm_skynet_tbb, true);
 #endif
