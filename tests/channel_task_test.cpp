@@ -2,6 +2,7 @@
 // its worker; tasks and plain threads talk over one channel in both directions; Go's chain
 // and sieve run as tasks; a scheduler destroyed with tasks waiting on channels frees them.
 #include "catch_compat.hpp"
+#include "test_support.hpp"
 
 #include <weft/channel.hpp>
 #include <weft/sync.hpp>
@@ -154,15 +155,7 @@ TEST_CASE("prime sieve of filter tasks yields the first 100 primes") {
         co_return primes;
     };
     const std::vector<int> primes = weft::sync_wait(s, sieve());
-    std::vector<int> expected;
-    for (int i = 2; expected.size() < 100; ++i) {
-        bool is_prime = true;
-        for (int p : expected)
-            is_prime = is_prime && i % p != 0;
-        if (is_prime)
-            expected.push_back(i);
-    }
-    CHECK(primes == expected);
+    CHECK(primes == weft_test::first_primes(100));
 }
 
 TEST_CASE("many producer and consumer tasks count every value exactly once") {

@@ -2,6 +2,7 @@
 // for weft: blocking and non-blocking forms, close semantics, nil channels, move-only and
 // awkward element types, the send/recv views.
 #include "catch_compat.hpp"
+#include "test_support.hpp"
 
 #include <weft/channel.hpp>
 #include <weft/select.hpp>
@@ -131,15 +132,7 @@ TEST_CASE("prime sieve of daisy-chained filter threads yields the first 50 prime
     for (auto& t : threads)
         t.join();
 
-    std::vector<int> expected;
-    for (int i = 2; expected.size() < 50; ++i) {
-        bool is_prime = true;
-        for (int p : expected)
-            is_prime = is_prime && i % p != 0;
-        if (is_prime)
-            expected.push_back(i);
-    }
-    CHECK(primes == expected);
+    CHECK(primes == weft_test::first_primes(50));
 }
 
 TEST_CASE("non-blocking send and receive on every capacity from 0 to 64") {

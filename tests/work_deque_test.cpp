@@ -5,6 +5,7 @@
 // The concurrent cases run WEFT_STRESS_ITERS rounds (default 3, what CI runs under the
 // sanitizers); a long local soak is `WEFT_STRESS_ITERS=1000 ./build/dev/tests/work_deque_test`.
 #include "catch_compat.hpp"
+#include "test_support.hpp"
 
 #include <weft/detail/spin_mutex.hpp>
 #include <weft/detail/work_deque.hpp>
@@ -27,14 +28,7 @@ using weft::detail::work_deque;
 
 namespace {
 
-int stress_rounds() {
-    if (const char* text = std::getenv("WEFT_STRESS_ITERS")) {
-        const int n = std::atoi(text);
-        if (n > 0)
-            return n;
-    }
-    return 3;
-}
+using weft_test::stress_rounds;
 
 // A task stand-in. The owner writes `payload` (a plain field) before pushing and whoever takes
 // the task checks it: a publication bug shows as a wrong payload here and as a data race under

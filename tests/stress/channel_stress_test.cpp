@@ -9,6 +9,7 @@
 // its values in the lock-free ring) and `locked_int` (a move that may throw: the locked ring
 // buffer with direct hand-off). Capacity 0 is always the locked rendezvous.
 #include "catch_compat.hpp"
+#include "test_support.hpp"
 
 #include <weft/channel.hpp>
 #include <weft/select.hpp>
@@ -27,14 +28,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int stress_rounds() {
-    if (const char* text = std::getenv("WEFT_STRESS_ITERS")) {
-        const int n = std::atoi(text);
-        if (n > 0)
-            return n;
-    }
-    return 3;
-}
+using weft_test::stress_rounds;
 
 // An int whose move constructor is not noexcept, so channels of it take the locked path.
 struct locked_int {
