@@ -2,7 +2,9 @@
 #pragma once
 
 #include "detail/spin_mutex.hpp"
+#include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
+#include "task.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -52,6 +54,16 @@ public:
         return wait_until_impl<true>(deadline);
     }
 
+    // In a task: `co_await wg.async_wait()` suspends the task (not its worker) until the
+    // counter is zero.
+    task<void> async_wait() {
+        for (;;) {
+            detail::task_park<wait_group> park(*this, &step_wait, nullptr);
+            if (co_await park != detail::park_step::again)
+                co_return;
+        }
+    }
+
     // The counter right now; a snapshot.
     std::int64_t count() const {
         std::lock_guard lock(mutex_);
@@ -59,6 +71,23 @@ public:
     }
 
 private:
+    friend class detail::task_park<wait_group>;
+
+    // task_park's step: done at zero, else link the waiter (parked).
+    static detail::park_step step_wait(wait_group& wg, detail::waiter& w, void*) {
+        std::lock_guard lock(wg.mutex_);
+        if (wg.count_ == 0)
+            return detail::park_step::done;
+        wg.waiters_.push_back(&w);
+        return detail::park_step::parked;
+    }
+    // task_park's clean-up when a waiting task's frame is destroyed.
+    void cancel(detail::waiter& w) noexcept {
+        std::lock_guard lock(mutex_);
+        if (w.queue)
+            waiters_.remove(&w);
+    }
+
     template <bool HasDeadline, class Deadline = std::chrono::steady_clock::time_point>
     bool wait_until_impl(const Deadline& deadline) {
         detail::wait_context ctx(detail::thread_parker::current());

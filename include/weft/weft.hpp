@@ -6,4 +6,5 @@
 #include "select.hpp"
 #include "sync.hpp"
 #include "task.hpp"
+#include "task_group.hpp"
 #include "time.hpp"

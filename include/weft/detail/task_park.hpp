@@ -1,4 +1,5 @@
-// weft::detail::task_park — how a coroutine task waits in a channel's wait queue.
+// weft::detail::task_park — how a coroutine task waits in a wait queue (a channel's, a
+// wait_group's).
 //
 // The task's wait_context and waiter live in this awaiter, inside the task's frame. Instead of
 // unparking a thread, the claimant's signal reschedules the task on its scheduler. One race
@@ -9,7 +10,7 @@
 // frame after it may have resumed.
 //
 // If the frame is destroyed while the task waits (its scheduler shut down), the destructor
-// takes the waiter out of the channel's queue, so the channel never points into freed memory.
+// takes the waiter out of its owner's queue, so the queue never points into freed memory.
 #pragma once
 
 #include "../scheduler.hpp"
@@ -28,13 +29,14 @@ enum class park_step {
     again,  // try again at once (the waiter is not linked)
 };
 
-template <class Channel>
+template <class Owner>
 class task_park {
 public:
-    // `step(waiter&)` makes one attempt and links the waiter when it must wait; `channel` is
-    // what unlinks it if the frame dies first (it needs `cancel(waiter&)`).
-    task_park(Channel& channel, park_step (*step)(Channel&, waiter&, void*), void* arg) noexcept
-        : channel_(channel), step_(step), arg_(arg) {}
+    // `step(owner, waiter, arg)` makes one attempt and links the waiter when it must wait;
+    // `owner` (a channel state, a wait_group) also unlinks it with `cancel(waiter&)` if the
+    // frame dies first.
+    task_park(Owner& owner, park_step (*step)(Owner&, waiter&, void*), void* arg) noexcept
+        : owner_(owner), step_(step), arg_(arg) {}
     task_park(const task_park&) = delete;
     task_park& operator=(const task_park&) = delete;
     ~task_park() {
@@ -42,7 +44,7 @@ public:
         // signal ever came. acquire: pairs with the signal's exchange; when it came, the
         // claimant already unlinked the waiter.
         if (result_ == park_step::parked && phase_.load(std::memory_order_acquire) != k_signalled)
-            channel_.cancel(waiter_);
+            owner_.cancel(waiter_);
     }
 
     // Runs step after step until the operation completed, was refused, or parked. The result
@@ -50,7 +52,7 @@ public:
     bool await_ready() {
         for (;;) {
             reset();
-            result_ = step_(channel_, waiter_, arg_);
+            result_ = step_(owner_, waiter_, arg_);
             if (result_ != park_step::again)
                 return result_ != park_step::parked;
         }
@@ -103,8 +105,8 @@ private:
             self->scheduler_->schedule(self->handle_);
     }
 
-    Channel& channel_;
-    park_step (*step_)(Channel&, waiter&, void*);
+    Owner& owner_;
+    park_step (*step_)(Owner&, waiter&, void*);
     void* arg_;
     wait_context ctx_;
     waiter waiter_;
