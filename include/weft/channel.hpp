@@ -212,42 +212,16 @@ public:
 
     // Sends, or links `w` to wait (parked). Moves from `value` only when it is sent.
     park_step step_send(T& value, waiter& w) {
-        if (lock_free_) {
-            const attempt a = try_send_fast(value);
-            if (a == attempt::done)
-                notify_receivers();
-            if (a != attempt::not_ready)
-                return a == attempt::done ? park_step::done : park_step::closed;
-            return link_and_recheck(w, sendq_, [&] { return send_ready(); });
-        }
-        deferred_wake wake;
-        std::lock_guard lock(mutex_);
-        const attempt a = try_send_locked(value, wake);
-        if (a != attempt::not_ready)
-            return a == attempt::done ? park_step::done : park_step::closed;
-        w.value = &value;
-        sendq_.push_back(&w);
-        return park_step::parked;
+        return step(
+            w, &value, [&] { return try_send_fast(value); }, [&] { return send_ready(); },
+            [&](deferred_wake& wake) { return try_send_locked(value, wake); }, sendq_, recvq_);
     }
 
     // Receives into `out`, or links `w` to wait (parked).
     park_step step_recv(std::optional<T>& out, waiter& w) {
-        if (lock_free_) {
-            const attempt a = try_recv_fast(out);
-            if (a == attempt::done)
-                notify_senders();
-            if (a != attempt::not_ready)
-                return a == attempt::done ? park_step::done : park_step::closed;
-            return link_and_recheck(w, recvq_, [&] { return recv_ready(); });
-        }
-        deferred_wake wake;
-        std::lock_guard lock(mutex_);
-        const attempt a = try_recv_locked(out, wake);
-        if (a != attempt::not_ready)
-            return a == attempt::done ? park_step::done : park_step::closed;
-        w.value = &out;
-        recvq_.push_back(&w);
-        return park_step::parked;
+        return step(
+            w, &out, [&] { return try_recv_fast(out); }, [&] { return recv_ready(); },
+            [&](deferred_wake& wake) { return try_recv_locked(out, wake); }, recvq_, sendq_);
     }
 
     // Takes a waiting task's waiter out of its queue (its frame is being destroyed).
@@ -343,8 +317,34 @@ public:
     }
 
 private:
-    // Lock-free path, task side of the handshake in block_fast: link, fence, look again; if a
-    // retry could succeed now, take the waiter back (again) rather than sleep past the change.
+    // One attempt of a task's operation on either path; `slot` is what a locked-path peer
+    // hands over through (the value to send, or the optional to receive into).
+    template <class TryFast, class Ready, class TryLocked>
+    park_step step(waiter& w, void* slot, TryFast try_fast, Ready ready, TryLocked try_locked,
+                   wait_queue& mine, wait_queue& theirs) {
+        attempt a = attempt::not_ready;
+        if (lock_free_) {
+            a = try_fast();
+            if (a == attempt::done)
+                notify_one(theirs);
+            if (a == attempt::not_ready)
+                return link_and_recheck(w, mine, ready);
+        } else {
+            deferred_wake wake;
+            std::lock_guard lock(mutex_);
+            a = try_locked(wake);
+            if (a == attempt::not_ready) {
+                w.value = slot;
+                mine.push_back(&w);
+                return park_step::parked;
+            }
+        }
+        return a == attempt::done ? park_step::done : park_step::closed;
+    }
+
+    // Lock-free path, waiter side of the handshake (threads in block_fast, tasks in step):
+    // link, fence, look again; if a retry could succeed now, take the waiter back (again)
+    // rather than sleep past the change.
     template <class Ready>
     park_step link_and_recheck(waiter& w, wait_queue& mine, Ready ready) {
         {
@@ -398,16 +398,8 @@ private:
             wait_context ctx(thread_parker::current());
             waiter w;
             w.ctx = &ctx;
-            {
-                std::lock_guard lock(mutex_);
-                mine.push_back(&w);
-            }
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (ready() && ctx.try_claim(0)) {
-                std::lock_guard lock(mutex_);
-                unlink(w);
+            if (link_and_recheck(w, mine, ready) == park_step::again)
                 continue;
-            }
             if constexpr (std::is_same_v<Deadline, no_deadline>) {
                 ctx.wait();
             } else if (!ctx.wait_until(deadline)) {

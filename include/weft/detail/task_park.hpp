@@ -86,8 +86,8 @@ private:
     static constexpr int k_signalled = 2;
 
     void reset() noexcept {
-        ctx_.selected.store(wait_context::k_waiting, std::memory_order_relaxed); // relaxed: not
-        // yet published; the channel lock's release publishes it with the waiter.
+        // relaxed: not yet published; the owner's lock release publishes it with the waiter.
+        ctx_.selected.store(wait_context::k_waiting, std::memory_order_relaxed);
         ctx_.resume = &signal;
         ctx_.resume_arg = this;
         waiter_ = waiter{};
