@@ -7,6 +7,7 @@
 #include <weft/channel.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
+#include <weft/task_group.hpp>
 #include <weft/time.hpp>
 
 #include <atomic>
@@ -239,4 +240,44 @@ TEST_CASE("10000 tasks sleeping 50 ms each finish far sooner than one after anot
     const auto elapsed = std::chrono::steady_clock::now() - start;
     CHECK(woke == sleepers); // none woke early
     CHECK(elapsed < std::chrono::seconds(5));
+}
+
+namespace {
+
+// Bounces a value `rounds` times between two tasks over unbuffered channels.
+weft::task<void> bounce(weft::channel<int> in, weft::channel<int> out, int rounds,
+                        std::atomic<int>& done, bool serve_first) {
+    for (int i = 0; i < rounds; ++i) {
+        if (serve_first) {
+            co_await out.async_send(int(i));
+            (void)co_await in.async_recv();
+        } else {
+            (void)co_await in.async_recv();
+            co_await out.async_send(int(i));
+        }
+        done.fetch_add(1, std::memory_order_relaxed); // relaxed: read after sync_wait
+    }
+}
+
+} // namespace
+
+TEST_CASE("two tasks waking each other on one worker do not starve its other queued tasks") {
+    // A woken task runs next on the waker's worker, but only a few times in a row: the deque
+    // gets its turn, so `other`, queued before the pair started, runs long before they finish.
+    weft::scheduler s(1);
+    constexpr int rounds = 2000;
+    std::atomic<int> done{0};
+    int done_when_other_ran = -1;
+    weft::channel<int> ping(0), pong(0);
+    auto start = [&]() -> weft::task<void> {
+        weft::task_group g;
+        g.spawn([&] { done_when_other_ran = done.load(std::memory_order_relaxed); });
+        g.spawn(bounce(pong, ping, rounds, done, true));
+        g.spawn(bounce(ping, pong, rounds, done, false));
+        co_await g.wait();
+    };
+    weft::sync_wait(s, start());
+    CHECK(done == 2 * rounds);
+    CHECK(done_when_other_ran >= 0);
+    CHECK(done_when_other_ran < 100);
 }

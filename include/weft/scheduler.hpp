@@ -111,14 +111,23 @@ spawned_task run_spawned(F f) {
     }
 }
 
-// One worker's private state. Only its own thread touches `tick` and `rng`; thieves touch
-// only `deque`.
+// One worker's private state. Only its own thread touches `tick`, `next_runs` and `rng`;
+// thieves touch only `deque` and, as a last resort, `next`.
 struct worker {
     explicit worker(std::uint64_t seed) : rng(seed) {}
     work_deque<std::coroutine_handle<>> deque{256};
+    // The task this worker just woke (Go's runnext): run before anything in the deque, so a
+    // hand-off between two tasks stays on one worker with a warm cache. An address or null.
+    std::atomic<void*> next{nullptr};
+    // Tasks taken from `next` in a row; capped so two tasks waking each other cannot starve
+    // the deque.
+    std::uint32_t next_runs = 0;
     std::uint32_t tick = 0;
     fast_random rng;
 };
+
+// Consecutive runs from a worker's `next` slot before its deque gets a turn (Tokio's choice).
+inline constexpr std::uint32_t k_max_next_runs = 3;
 
 // The worker the calling thread is, if it is one.
 struct current_worker {
@@ -190,6 +199,21 @@ public:
         wake_one();
     }
 
+    // Makes `h`, a task just woken by the calling code, runnable next: on one of our workers it
+    // goes to that worker's `next` slot (what was there moves to the deque), so a task that
+    // wakes another and then waits itself hands its worker over without a round trip through
+    // the queues or a wake-up of another worker. Elsewhere it is schedule(h).
+    void schedule_woken(std::coroutine_handle<> h) {
+        auto& current = detail::current_worker::get();
+        if (current.owner != this)
+            return schedule(h);
+        // acq_rel: the release publishes the woken task's state to whoever takes the slot (this
+        // worker, or a thief's acquire); the acquire takes over the previous occupant's.
+        void* previous = current.self->next.exchange(h.address(), std::memory_order_acq_rel);
+        if (previous)
+            schedule(std::coroutine_handle<>::from_address(previous));
+    }
+
     // Makes `h` runnable behind everything already queued: the injection queue, FIFO. For
     // yield(): the task lets others go first.
     void schedule_last(std::coroutine_handle<> h) {
@@ -231,11 +255,29 @@ private:
         if (++self.tick % 61 == 0)
             if (auto h = take_injected())
                 return h;
+        if (self.next_runs < detail::k_max_next_runs)
+            if (auto h = take_next(self)) {
+                ++self.next_runs;
+                return h;
+            }
+        self.next_runs = 0;
         if (auto h = self.deque.pop())
             return *h;
+        if (auto h = take_next(self)) // over the cap, but nothing else is queued here
+            return h;
         if (auto h = take_injected())
             return h;
         return steal(self);
+    }
+
+    static std::coroutine_handle<> take_next(detail::worker& w) noexcept {
+        // relaxed: a cheap look first; most of the time the slot is empty.
+        if (!w.next.load(std::memory_order_relaxed))
+            return {};
+        // acquire: pairs with the release in schedule_woken(); the exchange makes the take
+        // exclusive between the owner and thieves.
+        void* h = w.next.exchange(nullptr, std::memory_order_acquire);
+        return h ? std::coroutine_handle<>::from_address(h) : std::coroutine_handle<>{};
     }
 
     // Tries every other worker once, from a random start; again while some steal lost a race.
@@ -257,6 +299,15 @@ private:
             }
             if (!contended)
                 break;
+        }
+        // Every deque is empty: take a task another worker woke but has not got to yet (it is
+        // busy running something else, or it would have taken it).
+        const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+            detail::worker& victim = *workers_[(start + i) % n];
+            if (&victim != &self)
+                if (auto h = take_next(victim))
+                    return h;
         }
         return {};
     }
@@ -284,6 +335,8 @@ private:
         return h;
     }
 
+    // Queued work. A worker's `next` slot does not count: its owner is awake and takes it
+    // before it looks anywhere else, so nobody needs waking for it.
     bool has_work() const noexcept {
         // relaxed loads: the caller issued a seq_cst fence first (see park()).
         if (injected_count_.load(std::memory_order_relaxed) != 0)
@@ -391,9 +444,11 @@ private:
     // task is destroyed, which destroys the tasks it owns.
     void destroy_unfinished() {
         injected_.clear();
-        for (auto& w : workers_)
+        for (auto& w : workers_) {
             while (w->deque.pop()) {
             }
+            w->next.store(nullptr, std::memory_order_relaxed); // relaxed: the workers are gone
+        }
         for (;;) {
             detail::spawned_task::promise_type* p = nullptr;
             {

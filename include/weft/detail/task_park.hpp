@@ -102,7 +102,7 @@ private:
         // acq_rel: the release publishes the claimant's writes to the resumed task; the acquire
         // sees handle_/scheduler_ when await_suspend finished first.
         if (self->phase_.exchange(k_signalled, std::memory_order_acq_rel) == k_suspended)
-            self->scheduler_->schedule(self->handle_);
+            self->scheduler_->schedule_woken(self->handle_);
     }
 
     Owner& owner_;
