@@ -3,8 +3,10 @@
 // scheduler parks, and destroying a scheduler with work queued or suspended frees everything.
 #include "catch_compat.hpp"
 
+#include <weft/select.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
+#include <weft/time.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -202,4 +204,72 @@ TEST_CASE("sync_wait reports a scheduler destroyed before its task finished") {
     waiter.join();
     REQUIRE(error);
     CHECK_THROWS_AS(std::rethrow_exception(error), weft::scheduler_stopped);
+}
+
+TEST_CASE("the deadlock report names a task waiting on a channel nobody will send to") {
+    weft::scheduler s(2);
+    weft::channel<weft::deadlock_report> reports(4);
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 20ms);
+    weft::channel<int> never(0);
+    auto stuck = [&]() -> weft::task<void> { (void)co_await never.async_recv(); };
+    s.spawn(stuck);
+    auto r = reports.recv_for(30s);
+    REQUIRE(r.has_value());
+    CHECK(r->receiving == 1);
+    CHECK(r->tasks() == 1);
+    CHECK(r->message() ==
+          "weft: all tasks are asleep - deadlock! 1 task blocked: 1 receiving from a channel");
+    never.close(); // lets the task finish
+}
+
+TEST_CASE("the deadlock report counts each kind of wait") {
+    weft::scheduler s(1);
+    weft::channel<weft::deadlock_report> reports(4);
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 20ms);
+    weft::channel<int> never(0), nobody_sends(0), nobody_receives(0);
+    weft::wait_group never_done;
+    never_done.add(1);
+    auto sends = [&]() -> weft::task<void> { (void)co_await never.async_send(1); };
+    auto selects = [&]() -> weft::task<void> {
+        co_await weft::async_select(weft::on_recv(nobody_sends), weft::on_send(nobody_receives, 2));
+    };
+    auto waits = [&]() -> weft::task<void> { co_await never_done.async_wait(); };
+    s.spawn(sends);
+    s.spawn(selects);
+    s.spawn(waits);
+    auto r = reports.recv_for(30s);
+    REQUIRE(r.has_value());
+    CHECK(r->sending == 1);
+    CHECK(r->selecting == 1);
+    CHECK(r->wait_groups == 1);
+    CHECK(r->receiving == 0);
+    CHECK(r->message() == "weft: all tasks are asleep - deadlock! 3 tasks blocked: 1 sending on a "
+                          "channel, 1 in select, 1 waiting on a wait_group");
+    never.close();
+    nobody_sends.close();
+    never_done.done();
+}
+
+TEST_CASE("no deadlock is reported while a sleeping task will still wake the others") {
+    // The receiver waits far longer than the grace period, but a timer is pending: the
+    // sleeper will send when it wakes, so this is no deadlock.
+    weft::scheduler s(1);
+    std::atomic<int> reported{0};
+    s.report_deadlocks([&](const weft::deadlock_report&) { ++reported; }, 5ms);
+    weft::channel<int> ch(0);
+    auto receiver = [&]() -> weft::task<int> {
+        auto v = co_await ch.async_recv();
+        co_return v.value_or(-1);
+    };
+    auto sleeper = [&]() -> weft::task<void> {
+        co_await weft::sleep_for(100ms);
+        co_await ch.async_send(5);
+    };
+    auto both = [&]() -> weft::task<int> {
+        auto [v, none] = co_await weft::when_all(receiver(), sleeper());
+        (void)none;
+        co_return v;
+    };
+    CHECK(weft::sync_wait(s, both()) == 5);
+    CHECK(reported == 0);
 }

@@ -82,6 +82,7 @@ class receiver;
 namespace detail {
 
 struct no_deadline {};
+using steady_time = std::chrono::steady_clock::time_point;
 
 struct no_ring {
     explicit no_ring(std::size_t) noexcept {}
@@ -497,6 +498,19 @@ struct channel_access {
     }
 };
 
+inline status step_status(park_step step) noexcept {
+    switch (step) {
+    case park_step::done:
+        return status::ok;
+    case park_step::closed:
+        return status::closed;
+    case park_step::timed_out:
+        return status::timeout;
+    default:
+        return status::not_ready; // again: the caller retries
+    }
+}
+
 template <class T>
 park_step step_send_of(channel_state<T>& state, waiter& w, void* value) {
     return state.step_send(*static_cast<T*>(value), w);
@@ -506,38 +520,60 @@ park_step step_recv_of(channel_state<T>& state, waiter& w, void* out) {
     return state.step_recv(*static_cast<std::optional<T>*>(out), w);
 }
 
-// A task's send: true once sent, false if the channel is closed (`value` then untouched).
-template <class T>
-task<bool> async_send_to(channel_state<T>* state, T& value) {
-    if (!state) {
-        co_await std::suspend_always{}; // a nil channel never becomes ready
-        co_return false;
-    }
-    for (;;) {
-        task_park<channel_state<T>> park(*state, &step_send_of<T>, &value);
-        const park_step step = co_await park;
-        if (step != park_step::again)
-            co_return step == park_step::done;
-    }
+// A task's wait on a nil channel: for ever, or until `deadline`.
+inline task<void> wait_on_nil_async(blocked_on what, std::optional<steady_time> deadline) {
+    task_wakeup wakeup(what);
+    std::optional<deadline_claim> timer;
+    if (deadline)
+        timer.emplace(wakeup.context(), *deadline);
+    co_await wakeup; // without a deadline nobody signals: the task waits until destroyed
 }
 
-// A task's receive: a value, or nullopt once the channel is closed and drained.
-template <class T>
-task<std::optional<T>> async_recv_from(channel_state<T>* state) {
-    std::optional<T> out;
+// A task's send, until sent, closed, or `deadline` (nullopt: none). Moves from `value` only
+// when it is sent. Result is bool (sent) or status.
+template <class Result, class T>
+task<Result> async_send_impl(channel_state<T>* state, T& value,
+                             std::optional<steady_time> deadline) {
+    status s = status::timeout;
     if (!state) {
-        co_await std::suspend_always{}; // a nil channel never becomes ready
-        co_return out;
+        co_await wait_on_nil_async(blocked_on::channel_send, deadline);
+    } else {
+        for (park_step step = park_step::again; step == park_step::again;) {
+            task_park<channel_state<T>> park(*state, &step_send_of<T>, &value,
+                                             blocked_on::channel_send,
+                                             deadline ? &*deadline : nullptr);
+            step = co_await park;
+            s = step_status(step);
+        }
     }
-    for (;;) {
-        task_park<channel_state<T>> park(*state, &step_recv_of<T>, &out);
-        const park_step step = co_await park;
-        if (step == park_step::done)
-            co_return std::move(out);
-        if (step == park_step::closed)
-            co_return std::nullopt;
-        out.reset();
+    if constexpr (std::is_same_v<Result, bool>)
+        co_return s == status::ok;
+    else
+        co_return s;
+}
+
+// A task's receive, until a value arrives, the channel is closed and drained, or `deadline`
+// (nullopt: none). Result is std::optional<T> or recv_result<T>.
+template <class Result, class T>
+task<Result> async_recv_impl(channel_state<T>* state, std::optional<steady_time> deadline) {
+    std::optional<T> out;
+    status s = status::timeout;
+    if (!state) {
+        co_await wait_on_nil_async(blocked_on::channel_receive, deadline);
+    } else {
+        for (park_step step = park_step::again; step == park_step::again;) {
+            out.reset(); // a retry starts empty
+            task_park<channel_state<T>> park(*state, &step_recv_of<T>, &out,
+                                             blocked_on::channel_receive,
+                                             deadline ? &*deadline : nullptr);
+            step = co_await park;
+            s = step_status(step);
+        }
     }
+    if constexpr (std::is_same_v<Result, std::optional<T>>)
+        co_return std::move(out); // empty unless ok
+    else
+        co_return s == status::ok ? Result(std::move(*out)) : Result(s);
 }
 
 } // namespace detail
@@ -615,16 +651,40 @@ public:
     // In a task: `co_await ch.async_send(v)` sends like send() but suspends the task, not its
     // worker thread, while it waits. True once sent; false if closed, leaving `value` unmoved.
     // Await the returned task at once: it refers to `value`.
-    task<bool> async_send(T&& value) { return detail::async_send_to(state_.get(), value); }
+    task<bool> async_send(T&& value) {
+        return detail::async_send_impl<bool>(state_.get(), value, std::nullopt);
+    }
     task<bool> async_send(const T& value) {
         return [](detail::channel_state<T>* state, T copy) -> task<bool> {
-            co_return co_await detail::async_send_to(state, copy);
+            co_return co_await detail::async_send_impl<bool>(state, copy, std::nullopt);
         }(state_.get(), value);
+    }
+
+    // In a task: send_for / send_until that suspend the task. ok, closed or timeout; moves
+    // from `value` only on ok. Await the returned task at once: it refers to `value`.
+    template <class Rep, class Period>
+    task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+        return async_send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+    }
+    task<status> async_send_until(T&& value, std::chrono::steady_clock::time_point deadline) {
+        return detail::async_send_impl<status>(state_.get(), value, deadline);
     }
 
     // In a task: `co_await ch.async_recv()` receives like recv() but suspends the task, not
     // its worker thread. A value, or nullopt once the channel is closed and drained.
-    task<std::optional<T>> async_recv() { return detail::async_recv_from(state_.get()); }
+    task<std::optional<T>> async_recv() {
+        return detail::async_recv_impl<std::optional<T>>(state_.get(), std::nullopt);
+    }
+
+    // In a task: recv_for / recv_until that suspend the task. A value, or status closed /
+    // timeout.
+    template <class Rep, class Period>
+    task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
+        return async_recv_until(std::chrono::steady_clock::now() + timeout);
+    }
+    task<recv_result<T>> async_recv_until(std::chrono::steady_clock::time_point deadline) {
+        return detail::async_recv_impl<recv_result<T>>(state_.get(), deadline);
+    }
 
     // Closes the channel and wakes every blocked sender and receiver. Buffered values can
     // still be received. Throws channel_error on a closed or nil channel.
@@ -707,6 +767,13 @@ public:
     }
     task<bool> async_send(T&& value) { return channel_.async_send(std::move(value)); }
     task<bool> async_send(const T& value) { return channel_.async_send(value); }
+    template <class Rep, class Period>
+    task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
+        return channel_.async_send_for(std::move(value), timeout);
+    }
+    task<status> async_send_until(T&& value, std::chrono::steady_clock::time_point deadline) {
+        return channel_.async_send_until(std::move(value), deadline);
+    }
     void close() { channel_.close(); }
     std::size_t size() const { return channel_.size(); }
     std::size_t capacity() const noexcept { return channel_.capacity(); }
@@ -732,6 +799,13 @@ public:
 
     std::optional<T> recv() { return channel_.recv(); }
     task<std::optional<T>> async_recv() { return channel_.async_recv(); }
+    template <class Rep, class Period>
+    task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
+        return channel_.async_recv_for(timeout);
+    }
+    task<recv_result<T>> async_recv_until(std::chrono::steady_clock::time_point deadline) {
+        return channel_.async_recv_until(deadline);
+    }
     recv_result<T> try_recv() { return channel_.try_recv(); }
     template <class Rep, class Period>
     recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {

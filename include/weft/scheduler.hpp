@@ -22,13 +22,17 @@
 // nothing leaks; work still queued never runs.
 #pragma once
 
+#include "detail/blocking_pool.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
+#include "detail/timer_service.hpp"
 #include "detail/work_deque.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <coroutine>
 #include <cstddef>
@@ -40,6 +44,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -48,6 +53,45 @@
 namespace weft {
 
 class scheduler;
+
+// What a suspended task waits for, as counted by the deadlock report.
+enum class blocked_on : std::uint8_t {
+    channel_receive,
+    channel_send,
+    select,
+    wait_group,
+    timer, // sleep_for: not counted (a pending timer rules a deadlock out anyway)
+};
+
+// What the deadlock report says: every worker is idle, nothing is queued, no timer is pending,
+// no spawn_blocking call is running, and yet these tasks wait, and have done so for the whole
+// grace period. Like Go's "all goroutines are asleep - deadlock!", except that weft cannot see
+// plain threads: one that will send later makes the report a false alarm (hence the grace).
+struct deadlock_report {
+    std::size_t receiving = 0;   // tasks in async_recv
+    std::size_t sending = 0;     // tasks in async_send
+    std::size_t selecting = 0;   // tasks in async_select
+    std::size_t wait_groups = 0; // tasks in wait_group::async_wait
+    std::size_t tasks() const noexcept { return receiving + sending + selecting + wait_groups; }
+
+    // "weft: all tasks are asleep - deadlock! 2 tasks blocked: 1 receiving from a channel, ..."
+    std::string message() const {
+        std::string text = "weft: all tasks are asleep - deadlock! " + std::to_string(tasks()) +
+                           (tasks() == 1 ? " task" : " tasks") + " blocked:";
+        const char* separator = " ";
+        auto part = [&](std::size_t n, const char* what) {
+            if (n == 0)
+                return;
+            text += separator + std::to_string(n) + " " + what;
+            separator = ", ";
+        };
+        part(receiving, "receiving from a channel");
+        part(sending, "sending on a channel");
+        part(selecting, "in select");
+        part(wait_groups, "waiting on a wait_group");
+        return text;
+    }
+};
 
 namespace detail {
 
@@ -164,6 +208,7 @@ public:
         wake_all();
         for (auto& t : threads_)
             t.join();
+        stop_deadlock_checks();
         destroy_unfinished();
     }
 
@@ -229,6 +274,39 @@ public:
     void on_unhandled_exception(std::function<void(std::exception_ptr)> handler) {
         std::lock_guard lock(registry_mutex_);
         unhandled_ = std::move(handler);
+    }
+
+    // Opt-in deadlock report (Go's "all goroutines are asleep - deadlock!"): when every
+    // worker has been idle for `grace` with nothing queued, no timer pending and no
+    // spawn_blocking call running, while tasks wait on channels, select or wait groups,
+    // `handler` gets a deadlock_report (default: its message() on stderr). Reported once per
+    // idle spell. Only tasks that block after this call are counted: call it before spawning.
+    // Plain threads are invisible to the scheduler, so one that sends after a long pause can
+    // cause a false report; choose `grace` longer than such pauses.
+    void
+    report_deadlocks(std::function<void(const deadlock_report&)> handler = {},
+                     std::chrono::steady_clock::duration grace = std::chrono::milliseconds(200)) {
+        std::lock_guard lock(registry_mutex_);
+        if (!handler)
+            handler = [](const deadlock_report& r) {
+                std::fprintf(stderr, "%s\n", r.message().c_str());
+            };
+        deadlock_.handler = std::move(handler);
+        deadlock_.grace = grace;
+        // release: a worker that reads true (acquire) finds the handler set.
+        deadlock_.enabled.store(true, std::memory_order_release);
+    }
+
+    // Called by a task's wait (detail::task_wakeup) as it suspends (+1) and resumes (-1).
+    // Returns whether it counted, so the matching -1 is given only for a counted +1.
+    bool count_blocked(blocked_on what, int delta) noexcept {
+        // relaxed: the count is read only by the deadlock check, which re-reads after grace.
+        if (delta > 0 &&
+            (what == blocked_on::timer || !deadlock_.enabled.load(std::memory_order_relaxed)))
+            return false;
+        deadlock_.blocked[static_cast<std::size_t>(what)].fetch_add(delta,
+                                                                    std::memory_order_relaxed);
+        return true;
     }
 
 private:
@@ -376,8 +454,10 @@ private:
         // seq_cst: pairs with the fence in wake_one() (see above).
         std::atomic_thread_fence(std::memory_order_seq_cst);
         // acquire: as in run_worker().
-        if (!has_work() && !stopping_.load(std::memory_order_acquire))
-            epoch_.wait(seen, std::memory_order_acquire);  // acquire: as the load of seen
+        if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
+            arm_deadlock_check(seen);
+            epoch_.wait(seen, std::memory_order_acquire); // acquire: as the load of seen
+        }
         sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
     }
 
@@ -396,6 +476,93 @@ private:
         // release: as in wake_one().
         epoch_.fetch_add(1, std::memory_order_release);
         epoch_.notify_all();
+    }
+
+    // --- deadlock report -----------------------------------------------------------------
+
+    // After the workers are joined: no new check is scheduled, and one running now finishes.
+    void stop_deadlock_checks() {
+        detail::timer_service::timer_id id = 0;
+        {
+            std::lock_guard lock(registry_mutex_);
+            deadlock_.closed = true;
+            id = deadlock_.timer;
+        }
+        if (id)
+            detail::timer_service::instance().cancel_and_wait(id);
+    }
+
+    std::int64_t blocked_tasks() const noexcept {
+        std::int64_t total = 0;
+        for (const auto& n : deadlock_.blocked)
+            total += n.load(std::memory_order_relaxed); // relaxed: see count_blocked()
+        return total;
+    }
+
+    // A worker about to sleep: if it is the last one awake and tasks are blocked, look again
+    // after the grace period (one check at a time).
+    void arm_deadlock_check(std::uint32_t seen_epoch) {
+        // relaxed: a stale answer only delays or skips one check; whoever blocks a task runs
+        // on a worker that will come here again when it sleeps.
+        if (!deadlock_.enabled.load(std::memory_order_relaxed) ||
+            sleepers_.load(std::memory_order_relaxed) != workers_.size() || blocked_tasks() <= 0)
+            return;
+        bool idle = false;
+        // acq_rel: one check at a time; pairs with the release store in check_deadlock().
+        if (deadlock_.armed.compare_exchange_strong(idle, true, std::memory_order_acq_rel))
+            schedule_deadlock_check(seen_epoch);
+    }
+
+    // Under the lock, so the destructor either sees the new timer's id or stops it being made.
+    void schedule_deadlock_check(std::uint32_t seen_epoch) {
+        std::lock_guard lock(registry_mutex_);
+        if (deadlock_.closed)
+            return;
+        deadlock_.timer = detail::timer_service::instance().schedule(
+            std::chrono::steady_clock::now() + deadlock_.grace,
+            [this, seen_epoch] { check_deadlock(seen_epoch); });
+    }
+
+    // On the timer thread, `grace` after the last worker went to sleep in epoch `seen_epoch`.
+    void check_deadlock(std::uint32_t seen_epoch) {
+        // Every worker still asleep since then: any wake-up moves epoch_. acquire/relaxed: a
+        // stale read can only make us skip a report or look once more.
+        const bool asleep = sleepers_.load(std::memory_order_relaxed) == workers_.size() &&
+                            epoch_.load(std::memory_order_acquire) == seen_epoch && !has_work() &&
+                            !stopping_.load(std::memory_order_acquire);
+        if (!asleep || blocked_tasks() <= 0) {
+            // A worker is awake (it re-arms when it sleeps), or nothing waits.
+            deadlock_.armed.store(false, std::memory_order_release); // release: see arm
+            return;
+        }
+        // A pending timer or a blocking call may still wake a task: look again later, since no
+        // worker will wake up to arm a new check.
+        if (detail::timer_service::instance().pending() != 0 ||
+            detail::blocking_pool::instance().running() != 0)
+            return schedule_deadlock_check(seen_epoch);
+        deadlock_report report;
+        report.receiving = blocked_count(blocked_on::channel_receive);
+        report.sending = blocked_count(blocked_on::channel_send);
+        report.selecting = blocked_count(blocked_on::select);
+        report.wait_groups = blocked_count(blocked_on::wait_group);
+        std::function<void(const deadlock_report&)> handler;
+        {
+            std::lock_guard lock(registry_mutex_);
+            if (!deadlock_.closed && deadlock_.reported_epoch != seen_epoch) {
+                deadlock_.reported_epoch = seen_epoch; // once per idle spell
+                handler = deadlock_.handler;
+            }
+        }
+        deadlock_.armed.store(false, std::memory_order_release); // release: see arm
+        if (handler)
+            handler(report);
+    }
+
+    std::size_t blocked_count(blocked_on what) const noexcept {
+        // relaxed: see count_blocked().
+        const auto n =
+            deadlock_.blocked[static_cast<std::size_t>(what)].load(std::memory_order_relaxed);
+        return n > 0 ? static_cast<std::size_t>(n) : 0;
     }
 
     // --- live spawned tasks ------------------------------------------------------------------
@@ -477,6 +644,18 @@ private:
     std::mutex registry_mutex_;
     detail::spawned_task::promise_type* live_ = nullptr;
     std::function<void(std::exception_ptr)> unhandled_;
+
+    struct deadlock_state {
+        std::atomic<bool> enabled{false};
+        std::atomic<bool> armed{false}; // a check is scheduled on the timer thread
+        std::array<std::atomic<std::int64_t>, 4> blocked{}; // tasks waiting, by blocked_on
+        // Guarded by registry_mutex_:
+        detail::timer_service::timer_id timer = 0; // the latest check scheduled
+        bool closed = false;                       // the scheduler is being destroyed
+        std::function<void(const deadlock_report&)> handler;
+        std::chrono::steady_clock::duration grace{};
+        std::uint32_t reported_epoch = ~0u;
+    } deadlock_;
 };
 
 namespace detail {

@@ -14,7 +14,9 @@
 #include "channel.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
+#include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
+#include "task.hpp"
 
 #include <array>
 #include <chrono>
@@ -264,41 +266,187 @@ auto on_timeout(std::chrono::duration<Rep, Period> timeout, Fn fn = {}) {
         std::move(fn)};
 }
 
-// Waits until one case can proceed, performs it, runs its handler and says which it was.
-// Blocks for ever if no case can ever proceed (all channels nil and no otherwise/timeout).
+namespace detail {
+
+// The machinery of one select, shared by the blocking select() and the task's async_select():
+// they differ only in how they sleep between link() and resolve().
 template <class... Cases>
-select_result select(Cases&&... cases) {
-    using namespace detail;
-    constexpr std::size_t n = sizeof...(Cases);
-    constexpr std::size_t otherwise_count = (0 + ... + std::remove_cvref_t<Cases>::is_otherwise);
-    constexpr std::size_t timeout_count = (0 + ... + std::remove_cvref_t<Cases>::is_timeout);
-    static_assert(otherwise_count + timeout_count <= 1,
+class selector {
+public:
+    static constexpr std::size_t n = sizeof...(Cases);
+    static constexpr bool has_otherwise = (0 + ... + std::remove_cvref_t<Cases>::is_otherwise) == 1;
+    static constexpr bool has_timeout = (0 + ... + std::remove_cvref_t<Cases>::is_timeout) == 1;
+    static_assert((0 + ... + std::remove_cvref_t<Cases>::is_otherwise) +
+                          (0 + ... + std::remove_cvref_t<Cases>::is_timeout) <=
+                      1,
                   "select takes at most one otherwise() or on_timeout()");
     static_assert(n < 256, "select takes fewer than 256 cases");
 
-    std::tuple<Cases&...> all(cases...);
-    std::size_t special = n; // position of otherwise()/on_timeout(), if any
-    std::chrono::steady_clock::time_point deadline{};
-    for_each_case(all, [&](std::size_t i, auto& c) {
-        using C = std::remove_cvref_t<decltype(c)>;
-        if constexpr (C::is_otherwise || C::is_timeout)
-            special = i;
-        if constexpr (C::is_timeout)
-            deadline = c.deadline;
-    });
+    explicit selector(Cases&... cases) : all_(cases...) {
+        for_each_case(all_, [&](std::size_t i, auto& c) {
+            using C = std::remove_cvref_t<decltype(c)>;
+            if constexpr (C::is_otherwise || C::is_timeout)
+                special_ = i;
+            if constexpr (C::is_timeout)
+                deadline_ = c.deadline;
+            // Live channel cases: nil channels are never polled or waited on.
+            if constexpr (C::is_channel_case)
+                if (c.state())
+                    order_[live_++] = static_cast<std::uint8_t>(i);
+        });
+        all_lock_free_ = live_ > 0;
+        for (std::size_t j = 0; j < live_; ++j)
+            on_channel_case(order_[j], [&](auto& c) {
+                all_lock_free_ = all_lock_free_ && c.state()->lock_free();
+            });
+    }
+    selector(const selector&) = delete;
+    selector& operator=(const selector&) = delete;
+    // A task's select destroyed mid-wait (its scheduler shut down) leaves every queue.
+    ~selector() { unlink_all(); }
 
-    // Live channel cases (nil channels are never polled or waited on).
-    std::array<std::uint8_t, n> order{};
-    std::size_t live = 0;
-    for_each_case(all, [&](std::size_t i, auto& c) {
-        if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
-            if (c.state())
-                order[live++] = static_cast<std::uint8_t>(i);
-    });
+    std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
 
-    auto finish = [&](std::size_t index, bool completed) {
+    // When every live case is on a lock-free channel, polls them without any lock, `rounds`
+    // times with a short back-off between rounds (a peer is often a few hundred nanoseconds
+    // away). Taking the locks would add nothing: lock-free operations do not take them. A
+    // select with a locked channel skips this, since polling only its lock-free cases would
+    // favour them.
+    std::optional<select_result> poll_lock_free(int rounds) {
+        if (!all_lock_free_)
+            return std::nullopt;
+        backoff spin;
+        for (int round = 0; round < (has_otherwise ? 1 : rounds); ++round) {
+            if (round > 0)
+                spin.snooze();
+            shuffle();
+            for (std::size_t j = 0; j < live_; ++j) {
+                attempt a = attempt::not_ready;
+                on_channel_case(order_[j], [&](auto& c) { a = c.try_lock_free(); });
+                if (a == attempt::done)
+                    on_channel_case(order_[j], [](auto& c) { c.after_success(); });
+                if (a != attempt::not_ready)
+                    return finish(order_[j], a == attempt::done);
+            }
+            if constexpr (has_otherwise)
+                return finish_special();
+            if constexpr (has_timeout)
+                if (std::chrono::steady_clock::now() >= deadline_)
+                    break; // link() still tries once more under the locks
+        }
+        return std::nullopt;
+    }
+
+    // Under every channel's lock: performs the first ready case in a fresh random order, or
+    // otherwise(), or links one waiter per live case to `ctx` and returns nullopt. After
+    // linking, lock-free channels are looked at once more: if one changed, the select claims
+    // its own context (then no signal will come; see self_claimed()).
+    std::optional<select_result> link(wait_context& ctx) {
+        shuffle();
+        std::array<spin_mutex*, n> mutexes{};
+        for (std::size_t j = 0; j < live_; ++j)
+            on_channel_case(order_[j], [&](auto& c) { mutexes[j] = &c.state()->mutex(); });
+
+        waiters_ = {};
+        self_claimed_ = false;
+        bool any_lock_free = false;
+        {
+            deferred_wake wake;
+            lock_set<n> locks(mutexes, live_);
+            for (std::size_t j = 0; j < live_; ++j) {
+                attempt a = attempt::not_ready;
+                on_channel_case(order_[j], [&](auto& c) { a = c.try_op(wake); });
+                if (a != attempt::not_ready) {
+                    locks.unlock();
+                    wake.flush();
+                    if (a == attempt::done)
+                        on_channel_case(order_[j], [](auto& c) { c.after_success(); });
+                    return finish(order_[j], a == attempt::done);
+                }
+            }
+            if constexpr (has_otherwise) {
+                locks.unlock();
+                return finish_special();
+            }
+            for (std::size_t j = 0; j < live_; ++j) {
+                waiter& w = waiters_[order_[j]];
+                w.ctx = &ctx;
+                w.case_index = order_[j];
+                on_channel_case(order_[j], [&](auto& c) {
+                    c.enqueue(w);
+                    any_lock_free = any_lock_free || c.state()->lock_free();
+                });
+            }
+            linked_ = true;
+        }
+
+        // Lock-free channels change without their lock: after linking, fence and look again.
+        // Either a notifier sees our waiters, or we see its change here and take ourselves back.
+        if (any_lock_free) {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            for (std::size_t j = 0; j < live_; ++j) {
+                bool ready = false;
+                on_channel_case(order_[j], [&](auto& c) { ready = c.ready(); });
+                if (!ready)
+                    continue;
+                if (ctx.try_claim(static_cast<int>(order_[j]))) {
+                    waiters_[order_[j]].outcome = wait_outcome::retry;
+                    self_claimed_ = true;
+                }
+                break; // if someone else claimed us, their signal is on its way
+            }
+        }
+        return std::nullopt;
+    }
+
+    // After link(): true when the select claimed itself, so nobody will signal it.
+    bool self_claimed() const noexcept { return self_claimed_; }
+
+    // Leaves every queue the select still sits in; a claimant already unlinked its waiter.
+    void unlink_all() noexcept {
+        if (!linked_)
+            return;
+        for (std::size_t j = 0; j < live_; ++j) {
+            on_channel_case(order_[j], [&](auto& c) {
+                std::lock_guard lock(c.state()->mutex());
+                std::remove_cvref_t<decltype(*c.state())>::unlink(waiters_[order_[j]]);
+            });
+        }
+        linked_ = false;
+    }
+
+    // After the wait, with every waiter unlinked: the case that won, or nullopt to go round
+    // again (a lock-free channel changed, or a hand-off threw, and the retry found nothing).
+    std::optional<select_result> resolve(const wait_context& ctx) {
+        // acquire: pairs with the claim CAS; the claimant's writes are also ordered by the
+        // signal's release/acquire, this load just reads which case won.
+        const int selected = ctx.selected.load(std::memory_order_acquire);
+        if (selected == wait_context::k_timed_out)
+            return finish_special();
+        const auto index = static_cast<std::size_t>(selected);
+        switch (waiters_[index].outcome) {
+        case wait_outcome::completed:
+            return finish(index, true);
+        case wait_outcome::closed:
+            return finish(index, false);
+        default: {
+            // retry: try the case that woke us first, on its own, so the value that woke us is
+            // taken by us (or by someone) and never stranded.
+            const attempt a = try_alone(index);
+            if (a != attempt::not_ready)
+                return finish(index, a == attempt::done);
+            return std::nullopt;
+        }
+        }
+    }
+
+    // Runs otherwise()'s or on_timeout()'s handler.
+    select_result finish_special() { return finish(special_, true); }
+
+private:
+    select_result finish(std::size_t index, bool completed) {
         bool ok = true;
-        visit_case(all, index, [&](auto& c) {
+        visit_case(all_, index, [&](auto& c) {
             using C = std::remove_cvref_t<decltype(c)>;
             if constexpr (C::is_channel_case) {
                 if constexpr (requires { c.finish(completed); })
@@ -310,18 +458,18 @@ select_result select(Cases&&... cases) {
             }
         });
         return select_result{index, ok};
-    };
+    }
 
     // Runs `fn(case)` on the channel case at `index` (a no-op for other cases).
-    auto on_channel_case = [&](std::size_t index, auto&& fn) {
-        visit_case(all, index, [&](auto& c) {
+    template <class Fn>
+    void on_channel_case(std::size_t index, Fn&& fn) {
+        visit_case(all_, index, [&](auto& c) {
             if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
                 fn(c);
         });
-    };
-    // One attempt at case `index` on its own: used first after a wake-up, so the value that
-    // woke us is taken by us (or by someone) and never stranded.
-    auto try_alone = [&](std::size_t index) {
+    }
+
+    attempt try_alone(std::size_t index) {
         attempt a = attempt::not_ready;
         on_channel_case(index, [&](auto& c) {
             deferred_wake wake;
@@ -331,137 +479,79 @@ select_result select(Cases&&... cases) {
         if (a == attempt::done)
             on_channel_case(index, [](auto& c) { c.after_success(); });
         return a;
-    };
+    }
 
     // A fresh random order for each pass, so no ready case starves.
-    auto shuffle = [&] {
-        if constexpr (n < 2)
-            return; // nothing to shuffle (and g++ 12 warns about the loop's bounds)
-        auto& rng = fast_random::for_this_thread();
-        for (std::size_t i = live; i > 1; --i)
-            std::swap(order[i - 1], order[rng.below(static_cast<std::uint32_t>(i))]);
-    };
-
-    // When every live case is on a lock-free channel, poll them without any lock, spinning
-    // briefly before we park (a peer is often a few hundred nanoseconds away). Taking the locks
-    // would add nothing: lock-free operations do not take them. A select with a locked channel
-    // skips this, since polling only its lock-free cases would favour them.
-    bool all_lock_free = live > 0;
-    for (std::size_t j = 0; j < live; ++j)
-        on_channel_case(order[j],
-                        [&](auto& c) { all_lock_free = all_lock_free && c.state()->lock_free(); });
-    if (all_lock_free) {
-        backoff spin;
-        for (int round = 0; round < (otherwise_count == 1 ? 1 : 8); ++round) {
-            shuffle();
-            for (std::size_t j = 0; j < live; ++j) {
-                attempt a = attempt::not_ready;
-                on_channel_case(order[j], [&](auto& c) { a = c.try_lock_free(); });
-                if (a == attempt::done)
-                    on_channel_case(order[j], [](auto& c) { c.after_success(); });
-                if (a != attempt::not_ready)
-                    return finish(order[j], a == attempt::done);
-            }
-            if constexpr (otherwise_count == 1)
-                return finish(special, true);
-            if constexpr (timeout_count == 1)
-                if (std::chrono::steady_clock::now() >= deadline)
-                    break; // the locked pass below still tries once more, then times out
-            spin.snooze();
+    void shuffle() {
+        if constexpr (n >= 2) { // (g++ 12 warns about the loop's bounds otherwise)
+            auto& rng = fast_random::for_this_thread();
+            for (std::size_t i = live_; i > 1; --i)
+                std::swap(order_[i - 1], order_[rng.below(static_cast<std::uint32_t>(i))]);
         }
     }
 
+    std::tuple<Cases&...> all_;
+    std::size_t special_ = n; // position of otherwise()/on_timeout(), if any
+    std::chrono::steady_clock::time_point deadline_{};
+    std::array<std::uint8_t, n> order_{};
+    std::size_t live_ = 0;
+    bool all_lock_free_ = false;
+    bool linked_ = false;
+    bool self_claimed_ = false;
+    std::array<waiter, n> waiters_{};
+};
+
+} // namespace detail
+
+// Waits until one case can proceed, performs it, runs its handler and says which it was.
+// Blocks for ever if no case can ever proceed (all channels nil and no otherwise/timeout).
+template <class... Cases>
+select_result select(Cases&&... cases) {
+    detail::selector<Cases...> sel(cases...);
+    if (auto r = sel.poll_lock_free(8))
+        return *r;
     for (;;) {
-        shuffle();
-
-        std::array<spin_mutex*, n> mutexes{};
-        for (std::size_t j = 0; j < live; ++j)
-            on_channel_case(order[j], [&](auto& c) { mutexes[j] = &c.state()->mutex(); });
-
-        wait_context ctx(thread_parker::current());
-        std::array<waiter, n> waiters{};
-        bool any_lock_free = false;
-        {
-            deferred_wake wake;
-            lock_set<n> locks(mutexes, live);
-            for (std::size_t j = 0; j < live; ++j) {
-                attempt a = attempt::not_ready;
-                on_channel_case(order[j], [&](auto& c) { a = c.try_op(wake); });
-                if (a != attempt::not_ready) {
-                    locks.unlock();
-                    wake.flush();
-                    if (a == attempt::done)
-                        on_channel_case(order[j], [](auto& c) { c.after_success(); });
-                    return finish(order[j], a == attempt::done);
-                }
-            }
-            if constexpr (otherwise_count == 1) {
-                locks.unlock();
-                return finish(special, true);
-            }
-            for (std::size_t j = 0; j < live; ++j) {
-                waiter& w = waiters[order[j]];
-                w.ctx = &ctx;
-                w.case_index = order[j];
-                on_channel_case(order[j], [&](auto& c) {
-                    c.enqueue(w);
-                    any_lock_free = any_lock_free || c.state()->lock_free();
-                });
-            }
-        }
-
-        // Lock-free channels change without their lock: after linking, fence and look again.
-        // Either a notifier sees our waiters, or we see its change here and take ourselves back.
-        bool self_claimed = false;
-        if (any_lock_free) {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            for (std::size_t j = 0; j < live; ++j) {
-                bool ready = false;
-                on_channel_case(order[j], [&](auto& c) { ready = c.ready(); });
-                if (!ready)
-                    continue;
-                if (ctx.try_claim(static_cast<int>(order[j]))) {
-                    waiters[order[j]].outcome = wait_outcome::retry;
-                    self_claimed = true;
-                }
-                break; // if someone else claimed us, their signal is on its way
-            }
-        }
-
+        detail::wait_context ctx(detail::thread_parker::current());
+        if (auto r = sel.link(ctx))
+            return *r;
         bool signalled = true;
-        if (!self_claimed) {
-            if constexpr (timeout_count == 1)
-                signalled = ctx.wait_until(deadline);
+        if (!sel.self_claimed()) {
+            if constexpr (detail::selector<Cases...>::has_timeout)
+                signalled = ctx.wait_until(sel.deadline());
             else
                 ctx.wait(); // with no live case nobody signals: blocks for ever, as Go's select {}
         }
-
-        // Leave every queue we still sit in; a claimant already unlinked its waiter.
-        for (std::size_t j = 0; j < live; ++j) {
-            on_channel_case(order[j], [&](auto& c) {
-                std::lock_guard lock(c.state()->mutex());
-                std::remove_cvref_t<decltype(*c.state())>::unlink(waiters[order[j]]);
-            });
-        }
+        sel.unlink_all();
         if (!signalled)
-            return finish(special, true);
+            return sel.finish_special();
+        if (auto r = sel.resolve(ctx))
+            return *r;
+    }
+}
 
-        // acquire: pairs with the claim CAS; the claimant's writes are also ordered by the
-        // parker's release/acquire, this load just reads which case won.
-        const auto index = static_cast<std::size_t>(ctx.selected.load(std::memory_order_acquire));
-        switch (waiters[index].outcome) {
-        case wait_outcome::completed:
-            return finish(index, true);
-        case wait_outcome::closed:
-            return finish(index, false);
-        default: {
-            // retry: a lock-free channel changed (or a hand-off threw); try that case first.
-            const attempt a = try_alone(index);
-            if (a != attempt::not_ready)
-                return finish(index, a == attempt::done);
-            continue;
+// In a task: `co_await weft::async_select(cases...)` is select() that suspends the task, not
+// its worker, while no case is ready; the same cases, the same guarantees. The cases are moved
+// into the task, which is lazy: await it at once (an on_send case given a non-const lvalue
+// refers to it, and is moved from only if sent).
+template <class... Cases>
+task<select_result> async_select(Cases... cases) {
+    detail::selector<Cases...> sel(cases...);
+    if (auto r = sel.poll_lock_free(1)) // one look: a task does not spin
+        co_return *r;
+    detail::task_wakeup wakeup(blocked_on::select);
+    for (;;) {
+        wakeup.reset();
+        if (auto r = sel.link(wakeup.context()))
+            co_return *r;
+        if (!sel.self_claimed()) {
+            std::optional<detail::deadline_claim> timer;
+            if constexpr (detail::selector<Cases...>::has_timeout)
+                timer.emplace(wakeup.context(), sel.deadline());
+            co_await wakeup; // with no live case and no timeout: until the frame is destroyed
         }
-        }
+        sel.unlink_all();
+        if (auto r = sel.resolve(wakeup.context()))
+            co_return *r;
     }
 }
 

@@ -58,7 +58,7 @@ public:
     // counter is zero.
     task<void> async_wait() {
         for (;;) {
-            detail::task_park<wait_group> park(*this, &step_wait, nullptr);
+            detail::task_park<wait_group> park(*this, &step_wait, nullptr, blocked_on::wait_group);
             if (co_await park != detail::park_step::again)
                 co_return;
         }

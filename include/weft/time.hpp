@@ -203,16 +203,20 @@ private:
     std::shared_ptr<detail::timer_state> state_;
 };
 
-// In a task: `co_await weft::sleep_for(d)` suspends the task for `d` without holding its
-// worker; the shared timer thread wakes it. (A plain thread uses std::this_thread::sleep_for.)
-template <class Rep, class Period>
-task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
-    co_await after(d).async_recv();
+// In a task: suspends it until `deadline` (steady clock) without holding its worker; the shared
+// timer thread wakes it. No channel is involved.
+inline task<void> sleep_until(time_point deadline) {
+    detail::task_wakeup wakeup(blocked_on::timer);
+    detail::deadline_claim timer(wakeup.context(), deadline);
+    co_await wakeup;
 }
 
-// In a task: suspends it until `deadline` (steady clock), as sleep_for.
-inline task<void> sleep_until(time_point deadline) {
-    co_await after(deadline - std::chrono::steady_clock::now()).async_recv();
+// In a task: `co_await weft::sleep_for(d)` suspends the task for `d` (a plain thread uses
+// std::this_thread::sleep_for).
+template <class Rep, class Period>
+task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
+    return sleep_until(std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
 }
 
 } // namespace weft

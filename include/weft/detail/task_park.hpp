@@ -1,32 +1,131 @@
-// weft::detail::task_park — how a coroutine task waits in a wait queue (a channel's, a
-// wait_group's).
+// weft::detail::task_wakeup and task_park — how a coroutine task waits in wait queues (a
+// channel's, a select's, a wait_group's).
 //
-// The task's wait_context and waiter live in this awaiter, inside the task's frame. Instead of
-// unparking a thread, the claimant's signal reschedules the task on its scheduler. One race
-// needs care: once the waiter is linked and the lock released, a claimant may signal before
-// await_suspend has returned. `phase_` settles it: whichever of await_suspend's end and the
-// signal comes second resumes the task (the signal by scheduling it, await_suspend by
-// returning false), so the task never runs on two threads at once and nothing touches the
-// frame after it may have resumed.
+// task_wakeup is a wait_context whose claimant, instead of unparking a thread, reschedules
+// the suspended task on its scheduler. One race needs care: once a waiter is linked and the
+// lock released, a claimant may signal before await_suspend has returned. `phase_` settles
+// it: whichever of await_suspend's end and the signal comes second resumes the task (the
+// signal by scheduling it, await_suspend by returning false), so the task never runs on two
+// threads at once and nothing touches the frame after it may have resumed.
 //
-// If the frame is destroyed while the task waits (its scheduler shut down), the destructor
-// takes the waiter out of its owner's queue, so the queue never points into freed memory.
+// task_park runs one channel or wait_group operation step by step with one waiter. If the
+// frame is destroyed while the task waits (its scheduler shut down), its destructor takes the
+// waiter out of its owner's queue, so the queue never points into freed memory.
 #pragma once
 
 #include "../scheduler.hpp"
+#include "timer_service.hpp"
 #include "waiter.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
+#include <optional>
 
 namespace weft::detail {
 
+// The waiting half of a task's wait: `co_await wakeup` suspends until some claimant signals
+// context(), or returns at once if that already happened.
+class task_wakeup {
+public:
+    explicit task_wakeup(blocked_on what) noexcept : what_(what) {
+        ctx_.resume = &signal;
+        ctx_.resume_arg = this;
+    }
+    task_wakeup(const task_wakeup&) = delete;
+    task_wakeup& operator=(const task_wakeup&) = delete;
+    ~task_wakeup() {
+        if (counted_) // destroyed mid-wait
+            scheduler_->count_blocked(what_, -1);
+    }
+
+    wait_context& context() noexcept { return ctx_; }
+
+    // Makes the context claimable again, before each new round of linking waiters.
+    void reset() noexcept {
+        // relaxed: not yet published; the lock release that links a waiter publishes it.
+        ctx_.selected.store(wait_context::k_waiting, std::memory_order_relaxed);
+        phase_.store(k_suspending, std::memory_order_relaxed); // relaxed: as `selected`
+    }
+
+    // Whether the claimant's signal has come (or the owner claimed the context itself and
+    // no signal will come: then the caller must not await).
+    bool signalled() const noexcept {
+        // acquire: pairs with the signal's exchange.
+        return phase_.load(std::memory_order_acquire) == k_signalled;
+    }
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+        handle_ = h;
+        scheduler_ = scheduler::current();
+        if (!scheduler_)
+            scheduler_ = &default_scheduler();
+        counted_ = scheduler_->count_blocked(what_, +1);
+        // acq_rel: the release publishes handle_/scheduler_ to a signal that comes later; the
+        // acquire sees the claimant's writes (outcome, value) if it came first.
+        if (phase_.exchange(k_suspended, std::memory_order_acq_rel) != k_signalled)
+            return true;
+        uncount();
+        return false;
+    }
+    void await_resume() noexcept { uncount(); }
+
+private:
+    static constexpr int k_suspending = 0;
+    static constexpr int k_suspended = 1;
+    static constexpr int k_signalled = 2;
+
+    void uncount() noexcept {
+        if (counted_) {
+            scheduler_->count_blocked(what_, -1);
+            counted_ = false;
+        }
+    }
+
+    // The claimant's signal (wait_context::resume). Reads what it needs before the call that
+    // hands the task to another thread.
+    static void signal(wait_context& ctx) noexcept {
+        auto* self = static_cast<task_wakeup*>(ctx.resume_arg);
+        // acq_rel: the release publishes the claimant's writes to the resumed task; the acquire
+        // sees handle_/scheduler_ when await_suspend finished first.
+        if (self->phase_.exchange(k_signalled, std::memory_order_acq_rel) == k_suspended)
+            self->scheduler_->schedule_woken(self->handle_);
+    }
+
+    wait_context ctx_;
+    std::atomic<int> phase_{k_suspending};
+    std::coroutine_handle<> handle_;
+    scheduler* scheduler_ = nullptr;
+    blocked_on what_;
+    bool counted_ = false; // in the scheduler's count of blocked tasks (deadlock report)
+};
+
+// Claims `ctx` for a timeout (wait_context::k_timed_out) at `deadline` and signals it, from the
+// timer thread, unless somebody else claimed it first. Destroying it cancels the timer and
+// waits for a callback that is running right now, so the callback never outlives `ctx`.
+class deadline_claim {
+public:
+    deadline_claim(wait_context& ctx, std::chrono::steady_clock::time_point deadline)
+        : id_(timer_service::instance().schedule(deadline, [&ctx] {
+              if (ctx.try_claim(wait_context::k_timed_out))
+                  ctx.signal();
+          })) {}
+    deadline_claim(const deadline_claim&) = delete;
+    deadline_claim& operator=(const deadline_claim&) = delete;
+    ~deadline_claim() { timer_service::instance().cancel_and_wait(id_); }
+
+private:
+    timer_service::timer_id id_;
+};
+
 // What one step of a task's channel operation did.
 enum class park_step {
-    done,   // completed without waiting
-    closed, // the channel is closed (and drained, for a receive)
-    parked, // the waiter is linked; wait for a signal
-    again,  // try again at once (the waiter is not linked)
+    done,      // completed without waiting
+    closed,    // the channel is closed (and drained, for a receive)
+    parked,    // the waiter is linked; wait for a signal
+    again,     // try again at once (the waiter is not linked)
+    timed_out, // the deadline passed first (the waiter is unlinked)
 };
 
 template <class Owner>
@@ -34,42 +133,54 @@ class task_park {
 public:
     // `step(owner, waiter, arg)` makes one attempt and links the waiter when it must wait;
     // `owner` (a channel state, a wait_group) also unlinks it with `cancel(waiter&)` if the
-    // frame dies first.
-    task_park(Owner& owner, park_step (*step)(Owner&, waiter&, void*), void* arg) noexcept
-        : owner_(owner), step_(step), arg_(arg) {}
+    // frame dies first or the deadline passes. A null deadline waits for ever.
+    task_park(Owner& owner, park_step (*step)(Owner&, waiter&, void*), void* arg, blocked_on what,
+              const std::chrono::steady_clock::time_point* deadline = nullptr) noexcept
+        : owner_(owner), step_(step), arg_(arg), deadline_(deadline), wakeup_(what) {}
     task_park(const task_park&) = delete;
     task_park& operator=(const task_park&) = delete;
     ~task_park() {
-        // Still linked only if the frame is destroyed mid-wait (its scheduler shut down): no
-        // signal ever came. acquire: pairs with the signal's exchange; when it came, the
-        // claimant already unlinked the waiter.
-        if (result_ == park_step::parked && phase_.load(std::memory_order_acquire) != k_signalled)
+        // Parked still only if the frame is destroyed mid-wait (its scheduler shut down). Stop
+        // the timer first, then leave the queue unless a claimant already took us out.
+        if (result_ == park_step::parked) {
+            timer_.reset();
             owner_.cancel(waiter_);
+        }
     }
 
     // Runs step after step until the operation completed, was refused, or parked. The result
     // is in outcome().
     bool await_ready() {
         for (;;) {
-            reset();
+            wakeup_.reset();
+            waiter_ = waiter{};
+            waiter_.ctx = &wakeup_.context();
             result_ = step_(owner_, waiter_, arg_);
+            if (result_ == park_step::parked && deadline_)
+                timer_.emplace(wakeup_.context(), *deadline_);
             if (result_ != park_step::again)
                 return result_ != park_step::parked;
         }
     }
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-        handle_ = h;
-        scheduler_ = scheduler::current();
-        if (!scheduler_)
-            scheduler_ = &default_scheduler();
-        // acq_rel: the release publishes handle_/scheduler_ to a signal that comes later; the
-        // acquire sees the claimant's writes (outcome, value) if it came first.
-        return phase_.exchange(k_suspended, std::memory_order_acq_rel) != k_signalled;
-    }
-    // What happened: done or closed (finished), or again (woken to retry).
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return wakeup_.await_suspend(h); }
+    // What happened: done or closed (finished), timed_out, or again (woken to retry).
     park_step await_resume() noexcept {
-        if (result_ != park_step::parked)
-            return result_;
+        if (result_ == park_step::parked) {
+            wakeup_.await_resume();
+            timer_.reset();
+            result_ = woken_outcome();
+        }
+        return result_;
+    }
+
+private:
+    park_step woken_outcome() noexcept {
+        // acquire: as in the signal; the claimant (peer, close or timer) is done with us.
+        if (wakeup_.context().selected.load(std::memory_order_acquire) ==
+            wait_context::k_timed_out) {
+            owner_.cancel(waiter_); // the timer claimed us but cannot unlink us
+            return park_step::timed_out;
+        }
         switch (waiter_.outcome) {
         case wait_outcome::completed:
             return park_step::done;
@@ -80,40 +191,14 @@ public:
         }
     }
 
-private:
-    static constexpr int k_suspending = 0;
-    static constexpr int k_suspended = 1;
-    static constexpr int k_signalled = 2;
-
-    void reset() noexcept {
-        // relaxed: not yet published; the owner's lock release publishes it with the waiter.
-        ctx_.selected.store(wait_context::k_waiting, std::memory_order_relaxed);
-        ctx_.resume = &signal;
-        ctx_.resume_arg = this;
-        waiter_ = waiter{};
-        waiter_.ctx = &ctx_;
-        phase_.store(k_suspending, std::memory_order_relaxed); // relaxed: as `selected`
-    }
-
-    // The claimant's signal (wait_context::resume). Reads what it needs before the exchange
-    // that may hand the task to another thread.
-    static void signal(wait_context& ctx) noexcept {
-        auto* self = static_cast<task_park*>(ctx.resume_arg);
-        // acq_rel: the release publishes the claimant's writes to the resumed task; the acquire
-        // sees handle_/scheduler_ when await_suspend finished first.
-        if (self->phase_.exchange(k_signalled, std::memory_order_acq_rel) == k_suspended)
-            self->scheduler_->schedule_woken(self->handle_);
-    }
-
     Owner& owner_;
     park_step (*step_)(Owner&, waiter&, void*);
     void* arg_;
-    wait_context ctx_;
+    const std::chrono::steady_clock::time_point* deadline_;
+    task_wakeup wakeup_;
+    std::optional<deadline_claim> timer_; // only while parked with a deadline
     waiter waiter_;
     park_step result_ = park_step::again;
-    std::atomic<int> phase_{k_suspending};
-    std::coroutine_handle<> handle_;
-    scheduler* scheduler_ = nullptr;
 };
 
 } // namespace weft::detail

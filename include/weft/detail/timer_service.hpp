@@ -53,6 +53,23 @@ public:
         return true;
     }
 
+    // As cancel(), and if the callback is running right now, waits until it has returned: after
+    // this the callback no longer touches anything of the caller's. Never call it from a
+    // timer callback for that callback's own timer.
+    bool cancel_and_wait(timer_id id) {
+        std::unique_lock lock(mutex_);
+        if (callbacks_.erase(id) != 0)
+            return true;
+        finished_.wait(lock, [&] { return running_ != id; });
+        return false;
+    }
+
+    // Timers scheduled and not yet run or cancelled (a callback running now is not counted).
+    std::size_t pending() {
+        std::lock_guard lock(mutex_);
+        return callbacks_.size();
+    }
+
     timer_service(const timer_service&) = delete;
     timer_service& operator=(const timer_service&) = delete;
 
@@ -88,9 +105,12 @@ private:
                 continue; // cancelled
             std::function<void()> fn = std::move(it->second);
             callbacks_.erase(it);
+            running_ = next.id;
             lock.unlock();
             fn();
             lock.lock();
+            running_ = 0;
+            finished_.notify_all();
         }
     }
 
@@ -107,9 +127,11 @@ private:
 
     std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable finished_; // a callback returned (for cancel_and_wait)
     std::priority_queue<entry> heap_;
     std::unordered_map<timer_id, std::function<void()>> callbacks_;
     timer_id next_id_ = 1;
+    timer_id running_ = 0; // the callback running now, 0 if none
 };
 
 } // namespace weft::detail
