@@ -50,13 +50,49 @@ class task;
 
 namespace detail {
 
-// Resumes the awaiting coroutine, if any, when a task finishes.
+// void results are std::monostate in when_all's tuple.
+template <class T>
+using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+// when_all's access to its children: makes a child arrive at `join` when it finishes and
+// returns its handle; takes the result of a finished one.
+struct join_counter;
+template <class T>
+std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept;
+template <class T>
+non_void<T> take_result(task<T>& t);
+
+// Counts the children of a when_all still running; the last one to finish resumes the
+// parent. Starts at children + 1: the parent's own await_suspend takes the last unit after it
+// has started them all, so a child that finishes early cannot resume a parent that is still
+// starting others.
+struct join_counter {
+    std::atomic<std::size_t> remaining;
+    std::coroutine_handle<> parent;
+
+    explicit join_counter(std::size_t children) : remaining(children + 1) {}
+    join_counter(const join_counter&) = delete;
+    join_counter& operator=(const join_counter&) = delete;
+
+    // True for the caller that brought the count to zero: it resumes the parent.
+    bool arrive() noexcept {
+        // acq_rel: release publishes this child's result; the last arriver's acquire sees
+        // every other child's result before it resumes the parent.
+        return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
+    }
+};
+
+// When a task finishes: resumes its awaiting coroutine, or, for a child of when_all, arrives
+// at the join and resumes the parent if it was the last.
 struct resume_continuation {
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) const noexcept {
-        if (auto c = h.promise().continuation)
-            return c;
+        auto& p = h.promise();
+        if (p.join)
+            return p.join->arrive() ? p.join->parent : std::noop_coroutine();
+        if (p.continuation)
+            return p.continuation;
         return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -64,6 +100,7 @@ struct resume_continuation {
 
 struct task_promise_base : pooled_frame {
     std::coroutine_handle<> continuation;
+    join_counter* join = nullptr; // set instead of continuation for a child of when_all
     std::suspend_always initial_suspend() const noexcept { return {}; }
     resume_continuation final_suspend() const noexcept { return {}; }
 };
@@ -146,11 +183,31 @@ public:
 
 private:
     friend struct detail::task_promise<T>;
+    template <class U>
+    friend std::coroutine_handle<> detail::enlist(task<U>&, detail::join_counter&) noexcept;
+    template <class U>
+    friend detail::non_void<U> detail::take_result(task<U>&);
     explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
     std::coroutine_handle<promise_type> h_;
 };
 
 namespace detail {
+
+template <class T>
+std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept {
+    t.h_.promise().join = &join;
+    return t.h_;
+}
+
+template <class T>
+non_void<T> take_result(task<T>& t) {
+    if constexpr (std::is_void_v<T>) {
+        t.h_.promise().take();
+        return {};
+    } else {
+        return t.h_.promise().take();
+    }
+}
 
 template <class T>
 task<T> task_promise<T>::get_return_object() noexcept {
@@ -257,161 +314,109 @@ inline auto yield() noexcept {
 
 namespace detail {
 
-// void results are std::monostate in when_all's tuple.
-template <class T>
-using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-
-// Counts children still running; the last one to finish resumes the parent. Starts at
-// children + 1: the parent's own await_suspend takes the last unit after it has started them
-// all, so a child that finishes early cannot resume a parent that is still starting others.
-struct join_counter {
-    std::atomic<std::size_t> remaining;
-    std::coroutine_handle<> parent;
-
-    explicit join_counter(std::size_t children) : remaining(children + 1) {}
-
-    // True for the caller that brought the count to zero: it resumes the parent.
-    bool arrive() noexcept {
-        // acq_rel: release publishes this child's result; the last arriver's acquire sees
-        // every other child's result before it resumes the parent.
-        return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
-    }
-};
-
-// A child of when_all: runs one task, stores its outcome, arrives at the counter.
-class join_child {
-public:
-    struct promise_type : pooled_frame {
-        join_counter* counter = nullptr;
-
-        join_child get_return_object() noexcept {
-            return join_child(std::coroutine_handle<promise_type>::from_promise(*this));
-        }
-        std::suspend_always initial_suspend() const noexcept { return {}; }
-        auto final_suspend() const noexcept {
-            struct awaiter {
-                bool await_ready() const noexcept { return false; }
-                std::coroutine_handle<>
-                await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
-                    join_counter& c = *h.promise().counter;
-                    if (c.arrive())
-                        return c.parent;
-                    return std::noop_coroutine();
-                }
-                void await_resume() const noexcept {}
-            };
-            return awaiter{};
-        }
-        void return_void() noexcept {}
-        void unhandled_exception() noexcept {} // never: run_child catches everything
-    };
-    using handle = std::coroutine_handle<promise_type>;
-
-    join_child(join_child&& other) noexcept : h_(std::exchange(other.h_, {})) {}
-    join_child& operator=(join_child&&) = delete;
-    ~join_child() {
-        if (h_)
-            h_.destroy();
-    }
-    handle get() const noexcept { return h_; }
-
-private:
-    explicit join_child(handle h) noexcept : h_(h) {}
-    handle h_;
-};
-
-template <class T>
-struct child_result {
-    std::optional<non_void<T>> value;
-    std::exception_ptr error;
-
-    non_void<T> take() {
-        if (error)
-            std::rethrow_exception(error);
-        return std::move(*value);
-    }
-};
-
-template <class T>
-join_child run_child(task<T> t, child_result<T>& out) {
-    try {
-        if constexpr (std::is_void_v<T>) {
-            co_await std::move(t);
-            out.value.emplace();
-        } else {
-            out.value.emplace(co_await std::move(t));
-        }
-    } catch (...) {
-        out.error = std::current_exception();
-    }
+// Starts `children` (task handles) and suspends the parent until the last one finishes: all
+// but the last go on the scheduler running the parent (where idle workers can steal them),
+// the last runs at once on this thread by symmetric transfer, as a fork-join recursion wants.
+// Each child was enlisted with `counter`, so it arrives there when it finishes.
+template <class Handles>
+std::coroutine_handle<> start_children(join_counter& counter, std::coroutine_handle<> parent,
+                                       const Handles& children) {
+    counter.parent = parent;
+    scheduler* s = scheduler::current();
+    if (!s)
+        s = &default_scheduler();
+    for (std::size_t i = 0; i + 1 < children.size(); ++i)
+        s->schedule(children[i]);
+    // The parent's own unit: cannot be the last arrival, the last child has not run yet.
+    counter.arrive();
+    return children.back();
 }
 
-// Starts the children and suspends the parent until the last one finishes: all but the last
-// child go on the scheduler running the parent (where idle workers can steal them), the last
-// runs at once on this thread by symmetric transfer, as a fork-join recursion wants.
-struct join_awaiter {
-    join_counter& counter;
-    std::span<join_child> children;
+template <class... Ts>
+class when_all_tuple {
+public:
+    explicit when_all_tuple(task<Ts>... tasks) : tasks_(std::move(tasks)...) {}
 
-    bool await_ready() const noexcept { return children.empty(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
-        counter.parent = parent;
-        scheduler* s = scheduler::current();
-        if (!s)
-            s = &default_scheduler();
-        for (auto& c : children)
-            c.get().promise().counter = &counter;
-        const std::coroutine_handle<> last = children.back().get();
-        for (std::size_t i = 0; i + 1 < children.size(); ++i)
-            s->schedule(children[i].get());
-        // The parent's own unit: cannot be the last arrival, the last child has not run yet.
-        counter.arrive();
-        return last;
+    bool await_ready() const {
+        std::apply(
+            [](const auto&... t) {
+                if ((!t || ...))
+                    throw task_error("weft: when_all of an empty (moved-from) task");
+            },
+            tasks_);
+        return false;
     }
-    void await_resume() const noexcept {}
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
+        const auto handles = std::apply(
+            [&](auto&... t) {
+                return std::array<std::coroutine_handle<>, sizeof...(Ts)>{enlist(t, counter_)...};
+            },
+            tasks_);
+        return start_children(counter_, parent, handles);
+    }
+    // Every result in order; rethrows the first exception in argument order. (Braces
+    // evaluate left to right.)
+    std::tuple<non_void<Ts>...> await_resume() {
+        return std::apply([](auto&... t) { return std::tuple<non_void<Ts>...>{take_result(t)...}; },
+                          tasks_);
+    }
+
+private:
+    std::tuple<task<Ts>...> tasks_;
+    join_counter counter_{sizeof...(Ts)};
+};
+
+template <class T>
+class when_all_vector {
+public:
+    explicit when_all_vector(std::vector<task<T>> tasks) : tasks_(std::move(tasks)) {
+        for (const auto& t : tasks_)
+            if (!t)
+                throw task_error("weft: when_all of an empty (moved-from) task");
+    }
+
+    bool await_ready() const noexcept { return tasks_.empty(); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
+        handles_.reserve(tasks_.size());
+        for (auto& t : tasks_)
+            handles_.push_back(enlist(t, counter_));
+        return start_children(counter_, parent, handles_);
+    }
+    std::conditional_t<std::is_void_v<T>, void, std::vector<T>> await_resume() {
+        if constexpr (std::is_void_v<T>) {
+            for (auto& t : tasks_)
+                take_result(t);
+        } else {
+            std::vector<T> values;
+            values.reserve(tasks_.size());
+            for (auto& t : tasks_)
+                values.push_back(take_result(t));
+            return values;
+        }
+    }
+
+private:
+    std::vector<task<T>> tasks_;
+    std::vector<std::coroutine_handle<>> handles_;
+    join_counter counter_{tasks_.size()};
 };
 
 } // namespace detail
 
 // Runs the tasks in parallel on the current scheduler and yields all their results, in order
-// (void results as std::monostate). Waits for every task even if one throws, then rethrows the
-// first exception in argument order.
+// (void results as std::monostate): `auto [a, b] = co_await when_all(f(), g());`. Waits for
+// every task even if one throws, then rethrows the first exception in argument order. Await
+// the result at once; it is not a task.
 template <class... Ts>
-task<std::tuple<detail::non_void<Ts>...>> when_all(task<Ts>... tasks) {
-    std::tuple<detail::child_result<Ts>...> results;
-    detail::join_counter counter(sizeof...(Ts));
-    auto children = [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return std::array<detail::join_child, sizeof...(Ts)>{
-            detail::run_child(std::move(tasks), std::get<I>(results))...};
-    }
-    (std::index_sequence_for<Ts...>{});
-    co_await detail::join_awaiter{counter, children};
-    co_return std::apply(
-        [](auto&... r) { return std::tuple<detail::non_void<Ts>...>(r.take()...); }, results);
+[[nodiscard]] detail::when_all_tuple<Ts...> when_all(task<Ts>... tasks) {
+    return detail::when_all_tuple<Ts...>(std::move(tasks)...);
 }
 
-// Runs every task in `tasks` in parallel and yields their results in order (task<void> for
-// void tasks). Waits for all, then rethrows the first exception in order.
+// Runs every task in `tasks` in parallel and yields their results in order (nothing for void
+// tasks). Waits for all, then rethrows the first exception in order.
 template <class T>
-task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>>
-when_all(std::vector<task<T>> tasks) {
-    std::vector<detail::child_result<T>> results(tasks.size());
-    detail::join_counter counter(tasks.size());
-    std::vector<detail::join_child> children;
-    children.reserve(tasks.size());
-    for (std::size_t i = 0; i < tasks.size(); ++i)
-        children.push_back(detail::run_child(std::move(tasks[i]), results[i]));
-    co_await detail::join_awaiter{counter, children};
-    if constexpr (std::is_void_v<T>) {
-        for (auto& r : results)
-            r.take();
-    } else {
-        std::vector<T> values;
-        values.reserve(results.size());
-        for (auto& r : results)
-            values.push_back(r.take());
-        co_return values;
-    }
+[[nodiscard]] detail::when_all_vector<T> when_all(std::vector<task<T>> tasks) {
+    return detail::when_all_vector<T>(std::move(tasks));
 }
 
 } // namespace weft
