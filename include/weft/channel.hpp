@@ -88,8 +88,11 @@ struct no_ring {
     explicit no_ring(std::size_t) noexcept {}
 };
 
+// Shared by every handle of one channel. A task waiting on the channel holds a reference too
+// (shared_from_this), as a blocked goroutine keeps its channel alive in Go: its handles may
+// all be gone before the task is woken or destroyed.
 template <class T>
-class channel_state {
+class channel_state : public std::enable_shared_from_this<channel_state<T>> {
     static constexpr bool k_ring_capable = std::is_nothrow_move_constructible_v<T>;
     using ring_type = std::conditional_t<k_ring_capable, atomic_ring<T>, no_ring>;
 
@@ -534,6 +537,7 @@ inline task<void> wait_on_nil_async(blocked_on what, std::optional<steady_time> 
 template <class Result, class T>
 task<Result> async_send_impl(channel_state<T>* state, T& value,
                              std::optional<steady_time> deadline) {
+    const auto keep_alive = state ? state->shared_from_this() : nullptr;
     status s = status::timeout;
     if (!state) {
         co_await wait_on_nil_async(blocked_on::channel_send, deadline);
@@ -556,6 +560,7 @@ task<Result> async_send_impl(channel_state<T>* state, T& value,
 // (nullopt: none). Result is std::optional<T> or recv_result<T>.
 template <class Result, class T>
 task<Result> async_recv_impl(channel_state<T>* state, std::optional<steady_time> deadline) {
+    const auto keep_alive = state ? state->shared_from_this() : nullptr;
     std::optional<T> out;
     status s = status::timeout;
     if (!state) {
@@ -575,6 +580,105 @@ task<Result> async_recv_impl(channel_state<T>* state, std::optional<steady_time>
     else
         co_return s == status::ok ? Result(std::move(*out)) : Result(s);
 }
+
+// The awaiters behind async_send() and async_recv(). Most operations need no coroutine frame
+// of their own. On an unbuffered channel of a type whose move cannot throw, a wake-up always
+// means done or closed, so one inline task_park does the whole wait. Elsewhere one attempt is
+// made without waiting, and only if it finds nothing does the awaiter fall back to a task
+// that loops (a lock-free channel wakes its waiters to retry).
+template <class T>
+bool waits_inline(const channel_state<T>& state) noexcept {
+    return !state.lock_free() && std::is_nothrow_move_constructible_v<T>;
+}
+
+template <class T>
+class send_awaiter {
+public:
+    send_awaiter(channel_state<T>* state, T& value) noexcept : state_(state), value_(&value) {}
+    send_awaiter(channel_state<T>* state, const T& value)
+        : state_(state), copy_(value), value_(&*copy_) {}
+    send_awaiter(const send_awaiter&) = delete;
+    send_awaiter& operator=(const send_awaiter&) = delete;
+
+    bool await_ready() {
+        if (!state_)
+            return false; // a nil channel: the task below waits for ever
+        if (waits_inline(*state_)) {
+            park_.emplace(*state_, &step_send_of<T>, value_, blocked_on::channel_send);
+            if (park_->await_ready())
+                return true;
+            keep_alive_ = state_->shared_from_this(); // while parked
+            return false;
+        }
+        sent_ = state_->try_send(*value_);
+        return sent_ != status::not_ready;
+    }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+        if (park_)
+            return park_->await_suspend(h) ? std::noop_coroutine() : h;
+        slow_ = async_send_impl<status>(state_, *value_, std::nullopt);
+        return start_awaited(slow_, h);
+    }
+    // True once sent; false if the channel is closed (the value is then left untouched).
+    bool await_resume() {
+        if (park_)
+            return park_->await_resume() == park_step::done;
+        if (slow_)
+            return take_result(slow_) == status::ok;
+        return sent_ == status::ok;
+    }
+
+private:
+    channel_state<T>* state_;
+    std::optional<T> copy_; // async_send(const T&) sends a copy
+    T* value_;
+    status sent_ = status::not_ready;
+    std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
+    std::optional<task_park<channel_state<T>>> park_;
+    task<status> slow_;
+};
+
+template <class T>
+class recv_awaiter {
+public:
+    explicit recv_awaiter(channel_state<T>* state) noexcept : state_(state) {}
+    recv_awaiter(const recv_awaiter&) = delete;
+    recv_awaiter& operator=(const recv_awaiter&) = delete;
+
+    bool await_ready() {
+        if (!state_)
+            return false; // a nil channel: the task below waits for ever
+        if (waits_inline(*state_)) {
+            park_.emplace(*state_, &step_recv_of<T>, &out_, blocked_on::channel_receive);
+            if (park_->await_ready())
+                return true;
+            keep_alive_ = state_->shared_from_this(); // while parked
+            return false;
+        }
+        return state_->try_recv(out_) != status::not_ready;
+    }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+        if (park_)
+            return park_->await_suspend(h) ? std::noop_coroutine() : h;
+        slow_ = async_recv_impl<std::optional<T>>(state_, std::nullopt);
+        return start_awaited(slow_, h);
+    }
+    // A value, or nullopt once the channel is closed and drained.
+    std::optional<T> await_resume() {
+        if (park_)
+            park_->await_resume(); // done (out_ holds the value) or closed (it is empty)
+        else if (slow_)
+            return take_result(slow_);
+        return std::move(out_);
+    }
+
+private:
+    channel_state<T>* state_;
+    std::optional<T> out_;
+    std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
+    std::optional<task_park<channel_state<T>>> park_;
+    task<std::optional<T>> slow_;
+};
 
 } // namespace detail
 
@@ -650,15 +754,9 @@ public:
 
     // In a task: `co_await ch.async_send(v)` sends like send() but suspends the task, not its
     // worker thread, while it waits. True once sent; false if closed, leaving `value` unmoved.
-    // Await the returned task at once: it refers to `value`.
-    task<bool> async_send(T&& value) {
-        return detail::async_send_impl<bool>(state_.get(), value, std::nullopt);
-    }
-    task<bool> async_send(const T& value) {
-        return [](detail::channel_state<T>* state, T copy) -> task<bool> {
-            co_return co_await detail::async_send_impl<bool>(state, copy, std::nullopt);
-        }(state_.get(), value);
-    }
+    // Returns an awaitable to co_await at once (it refers to `value`), not a task.
+    detail::send_awaiter<T> async_send(T&& value) { return {state_.get(), value}; }
+    detail::send_awaiter<T> async_send(const T& value) { return {state_.get(), value}; }
 
     // In a task: send_for / send_until that suspend the task. ok, closed or timeout; moves
     // from `value` only on ok. Await the returned task at once: it refers to `value`.
@@ -671,10 +769,9 @@ public:
     }
 
     // In a task: `co_await ch.async_recv()` receives like recv() but suspends the task, not
-    // its worker thread. A value, or nullopt once the channel is closed and drained.
-    task<std::optional<T>> async_recv() {
-        return detail::async_recv_impl<std::optional<T>>(state_.get(), std::nullopt);
-    }
+    // its worker thread. A value, or nullopt once the channel is closed and drained. Returns an
+    // awaitable to co_await at once, not a task.
+    detail::recv_awaiter<T> async_recv() { return detail::recv_awaiter<T>(state_.get()); }
 
     // In a task: recv_for / recv_until that suspend the task. A value, or status closed /
     // timeout.
@@ -765,8 +862,8 @@ public:
     status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
         return channel_.send_until(std::move(value), deadline);
     }
-    task<bool> async_send(T&& value) { return channel_.async_send(std::move(value)); }
-    task<bool> async_send(const T& value) { return channel_.async_send(value); }
+    detail::send_awaiter<T> async_send(T&& value) { return channel_.async_send(std::move(value)); }
+    detail::send_awaiter<T> async_send(const T& value) { return channel_.async_send(value); }
     template <class Rep, class Period>
     task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
         return channel_.async_send_for(std::move(value), timeout);
@@ -798,7 +895,7 @@ public:
     receiver(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
     std::optional<T> recv() { return channel_.recv(); }
-    task<std::optional<T>> async_recv() { return channel_.async_recv(); }
+    detail::recv_awaiter<T> async_recv() { return channel_.async_recv(); }
     template <class Rep, class Period>
     task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
         return channel_.async_recv_for(timeout);

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <tuple>
@@ -535,9 +536,18 @@ select_result select(Cases&&... cases) {
 // refers to it, and is moved from only if sent).
 template <class... Cases>
 task<select_result> async_select(Cases... cases) {
+    // While the task waits, it keeps its channels alive (as Go's blocked goroutine does);
+    // declared first, so it outlives the selector, which unlinks from them.
+    std::array<std::shared_ptr<void>, sizeof...(Cases)> keep_alive;
     detail::selector<Cases...> sel(cases...);
     if (auto r = sel.poll_lock_free(1)) // one look: a task does not spin
         co_return *r;
+    auto all = std::tie(cases...);
+    detail::for_each_case(all, [&](std::size_t i, auto& c) {
+        if constexpr (std::remove_cvref_t<decltype(c)>::is_channel_case)
+            if (c.state())
+                keep_alive[i] = c.state()->shared_from_this();
+    });
     detail::task_wakeup wakeup(blocked_on::select);
     for (;;) {
         wakeup.reset();

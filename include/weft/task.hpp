@@ -59,6 +59,10 @@ using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 struct join_counter;
 template <class T>
 std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept;
+// For awaiters that fall back to a task: starts `t` so that it resumes `continuation` when it
+// finishes (what co_await does); returns the handle to transfer to.
+template <class T>
+std::coroutine_handle<> start_awaited(task<T>& t, std::coroutine_handle<> continuation) noexcept;
 template <class T>
 non_void<T> take_result(task<T>& t);
 
@@ -186,6 +190,9 @@ private:
     template <class U>
     friend std::coroutine_handle<> detail::enlist(task<U>&, detail::join_counter&) noexcept;
     template <class U>
+    friend std::coroutine_handle<> detail::start_awaited(task<U>&,
+                                                         std::coroutine_handle<>) noexcept;
+    template <class U>
     friend detail::non_void<U> detail::take_result(task<U>&);
     explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
     std::coroutine_handle<promise_type> h_;
@@ -196,6 +203,12 @@ namespace detail {
 template <class T>
 std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept {
     t.h_.promise().join = &join;
+    return t.h_;
+}
+
+template <class T>
+std::coroutine_handle<> start_awaited(task<T>& t, std::coroutine_handle<> continuation) noexcept {
+    t.h_.promise().continuation = continuation;
     return t.h_;
 }
 
