@@ -8,7 +8,8 @@
 //                            channels (DESIGN.md: <= 150 ns a round trip)
 //   slow_calls/<peer>/...    1000 calls that each wait 200 ms: weft tasks in sleep_for (all at
 //                            once, or at most 100 at a time through a channel used as a
-//                            semaphore, Go's idiom), a std::thread per call, and oneTBB tasks
+//                            semaphore, Go's idiom; or blocking sleeps on spawn_blocking's
+//                            elastic pool), a std::thread per call, and oneTBB tasks
 //                            that block in the wait (20 calls only: TBB runs W at a time, so
 //                            1000 would take 1000/W * 200 ms; the row's label extrapolates)
 //   idle/<peer>/workers:W    a started pool (all hardware threads) left idle for 1 s
@@ -34,6 +35,7 @@
 //   scheduler_bench --fib=30 --benchmark_filter=^fib/
 //   scheduler_bench --skynet_rss_only=boost_fiber:2
 #include <weft/channel.hpp>
+#include <weft/spawn_blocking.hpp>
 #include <weft/task.hpp>
 #include <weft/task_group.hpp>
 #include <weft/time.hpp>
@@ -641,6 +643,30 @@ void bm_slow_calls_weft_limited(benchmark::State& state) {
     }
 }
 
+// Every call a blocking sleep handed to spawn_blocking: the elastic pool grows a thread per
+// waiting call (up to its cap of 512), the tasks awaiting them hold no worker.
+weft::task<void> slow_calls_spawn_blocking(long calls, call_stats& stats) {
+    std::vector<weft::blocking_call<void>> pending;
+    pending.reserve(static_cast<std::size_t>(calls));
+    for (long i = 0; i < calls; ++i)
+        pending.push_back(weft::spawn_blocking([&stats] { slow_call_blocking(stats); }));
+    for (auto& call : pending)
+        co_await std::move(call);
+}
+
+void bm_slow_calls_spawn_blocking(benchmark::State& state) {
+    const long calls = state.range(0);
+    const long workers = state.range(1);
+    weft::scheduler s(static_cast<std::size_t>(workers));
+    for (auto _ : state) {
+        call_stats stats;
+        weft::sync_wait(s, slow_calls_spawn_blocking(calls, stats));
+        // The pool's threads at their peak are the calls in flight (one thread each).
+        report_slow_calls(state, stats, calls,
+                          workers + stats.max_waiting.load(std::memory_order_relaxed));
+    }
+}
+
 void bm_slow_calls_std_thread(benchmark::State& state) {
     const long calls = state.range(0);
     for (auto _ : state) {
@@ -810,6 +836,9 @@ void register_benchmarks() {
     once("slow_calls/weft_limited", bm_slow_calls_weft_limited)
         ->ArgNames({"calls", "limit", "workers"})
         ->Args({k_slow_calls, k_slow_call_limit, all_workers});
+    once("slow_calls/weft_spawn_blocking", bm_slow_calls_spawn_blocking)
+        ->ArgNames({"calls", "workers"})
+        ->Args({k_slow_calls, all_workers});
     once("slow_calls/std_thread", bm_slow_calls_std_thread)->ArgName("calls")->Arg(k_slow_calls);
 #if WEFT_HAVE_TBB
     once("slow_calls/tbb_blocking", bm_slow_calls_tbb)

@@ -239,8 +239,14 @@ public:
     // ours, else on the injection queue. Wakes a parked worker if any.
     void schedule(std::coroutine_handle<> h) {
         auto& current = detail::current_worker::get();
-        if (current.owner != this || !current.self->deque.push(h))
+        if (current.owner == this && current.self->deque.push(h)) {
+            // The only worker is the caller, awake by definition: no one to wake, and no
+            // fence to pay for it (fork-join on one worker spawns at a high rate).
+            if (workers_.size() == 1)
+                return;
+        } else {
             inject(h);
+        }
         wake_one();
     }
 
@@ -280,9 +286,10 @@ public:
     // worker has been idle for `grace` with nothing queued, no timer pending and no
     // spawn_blocking call running, while tasks wait on channels, select or wait groups,
     // `handler` gets a deadlock_report (default: its message() on stderr). Reported once per
-    // idle spell. Only tasks that block after this call are counted: call it before spawning.
-    // Plain threads are invisible to the scheduler, so one that sends after a long pause can
-    // cause a false report; choose `grace` longer than such pauses.
+    // idle spell; the handler runs on the shared timer thread, so keep it short. Only tasks that
+    // block after this call are counted: call it before spawning. Plain threads are invisible to
+    // the scheduler, so one that sends after a long pause can cause a false report; choose `grace`
+    // longer than such pauses.
     void
     report_deadlocks(std::function<void(const deadlock_report&)> handler = {},
                      std::chrono::steady_clock::duration grace = std::chrono::milliseconds(200)) {
