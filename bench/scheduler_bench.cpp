@@ -691,11 +691,8 @@ void bm_slow_calls_std_thread(benchmark::State& state) {
 }
 
 #if defined(__linux__)
-// A started scheduler with nothing to do: what its parked workers cost.
-void bm_idle_weft(benchmark::State& state) {
-    weft::scheduler s(static_cast<std::size_t>(state.range(0)));
-    // Some work first, so every worker has started, run out of work and gone to park.
-    check(state, weft::sync_wait(s, fib_weft(15)), fib_serial(15));
+// The process's CPU time over k_idle of sleeping, while the pool under test sits idle.
+void measure_idle(benchmark::State& state) {
     double cpu_ms = 0;
     for (auto _ : state) {
         const double before = process_cpu_ms();
@@ -703,6 +700,14 @@ void bm_idle_weft(benchmark::State& state) {
         cpu_ms = process_cpu_ms() - before;
     }
     state.counters["cpu_ms"] = cpu_ms;
+}
+
+// A started scheduler with nothing to do: what its parked workers cost.
+void bm_idle_weft(benchmark::State& state) {
+    weft::scheduler s(static_cast<std::size_t>(state.range(0)));
+    // Some work first, so every worker has started, run out of work and gone to park.
+    check(state, weft::sync_wait(s, fib_weft(15)), fib_serial(15));
+    measure_idle(state);
 }
 #endif
 
@@ -759,13 +764,7 @@ void bm_idle_tbb(benchmark::State& state) {
     long got = 0;
     arena.execute([&] { got = fib_tbb(15); });
     check(state, got, fib_serial(15));
-    double cpu_ms = 0;
-    for (auto _ : state) {
-        const double before = process_cpu_ms();
-        std::this_thread::sleep_for(k_idle);
-        cpu_ms = process_cpu_ms() - before;
-    }
-    state.counters["cpu_ms"] = cpu_ms;
+    measure_idle(state);
 }
 #endif
 #endif
