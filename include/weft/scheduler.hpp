@@ -282,6 +282,27 @@ public:
         unhandled_ = std::move(handler);
     }
 
+    // Hands an exception nobody awaits to the on_unhandled_exception handler (default:
+    // stderr). Spawned tasks and actors' tell handlers end up here.
+    void report_unhandled(std::exception_ptr error) noexcept {
+        std::function<void(std::exception_ptr)> handler;
+        {
+            std::lock_guard lock(registry_mutex_);
+            handler = unhandled_;
+        }
+        try {
+            if (handler) {
+                handler(error);
+                return;
+            }
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "weft: unhandled exception in a task or actor: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "weft: unhandled non-std exception in a task or actor\n");
+        }
+    }
+
     // Opt-in deadlock report (Go's "all goroutines are asleep - deadlock!"): when every
     // worker has been idle for `grace` with nothing queued, no timer pending and no
     // spawn_blocking call running, while tasks wait on channels, select or wait groups,
@@ -594,25 +615,6 @@ private:
         p.owner = nullptr;
     }
 
-    void report(std::exception_ptr error) noexcept {
-        std::function<void(std::exception_ptr)> handler;
-        {
-            std::lock_guard lock(registry_mutex_);
-            handler = unhandled_;
-        }
-        try {
-            if (handler) {
-                handler(error);
-                return;
-            }
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "weft: a spawned task threw: %s\n", e.what());
-        } catch (...) {
-            std::fprintf(stderr, "weft: a spawned task threw a non-std exception\n");
-        }
-    }
-
     // After the workers are gone: what is queued is dropped (each handle belongs to some live
     // spawned task's frame, directly or through the tasks it awaits), then each live spawned
     // task is destroyed, which destroys the tasks it owns.
@@ -669,7 +671,7 @@ namespace detail {
 
 inline void spawned_task::promise_type::unhandled_exception() noexcept {
     if (owner)
-        owner->report(std::current_exception());
+        owner->report_unhandled(std::current_exception());
 }
 
 inline spawned_task::promise_type::~promise_type() {

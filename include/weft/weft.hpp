@@ -1,9 +1,12 @@
 // weft — Go's concurrency model for C++20. Umbrella header: everything in layers 1-2.
 #pragma once
 
+#include "actor.hpp"
 #include "channel.hpp"
+#include "future.hpp"
 #include "scheduler.hpp"
 #include "select.hpp"
+#include "spawn_blocking.hpp"
 #include "sync.hpp"
 #include "task.hpp"
 #include "task_group.hpp"
