@@ -36,11 +36,13 @@
 #include "task.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -86,6 +88,8 @@ struct actor_options {
 
 template <class A>
 class actor_ref;
+template <class Key, class A, class Hash>
+class registry;
 
 namespace detail {
 
@@ -245,6 +249,12 @@ public:
             return status::closed;
         if (!try_reserve())
             return status::not_ready;
+        // seq_cst: after our reservation, pairs with try_passivate(), which closes and then
+        // reads queued_: either it sees our reservation, or we see it closed.
+        if (closed_.load(std::memory_order_seq_cst)) {
+            release_slot(); // and wake a sender that may wait for it
+            return status::closed;
+        }
         deliver(std::move(e));
         return status::ok;
     }
@@ -304,6 +314,30 @@ public:
     bool closed() const noexcept {
         // acquire: pairs with the release store in stop().
         return closed_.load(std::memory_order_acquire);
+    }
+
+    // --- passivation (registry) -------------------------------------------------------------
+
+    // When the actor last finished a turn of work, in steady-clock ticks.
+    std::chrono::steady_clock::rep last_active() const noexcept {
+        return last_active_.load(std::memory_order_relaxed); // relaxed: a hint for the sweeper
+    }
+
+    // If the actor is idle (nothing queued or reserved, no drain job), closes it for good and
+    // moves its state out; otherwise leaves it open and returns nullopt. A sender racing with
+    // this through another actor_ref is refused with actor_stopped, never lost.
+    std::optional<A> try_passivate() {
+        std::lock_guard lock(mutex_);
+        if (closed_.load(std::memory_order_relaxed)) // relaxed: written under this lock
+            return std::nullopt;
+        // seq_cst: pairs with try_send()'s reserve-then-check (see there).
+        closed_.store(true, std::memory_order_seq_cst);
+        if (queued_.load(std::memory_order_seq_cst) != 0 ||
+            scheduled_.load(std::memory_order_seq_cst)) {
+            closed_.store(false, std::memory_order_seq_cst); // busy after all: stay open
+            return std::nullopt;
+        }
+        return std::optional<A>(std::move(state_));
     }
 
     // --- task_park's owner interface ----------------------------------------------------------
@@ -436,6 +470,9 @@ private:
                     scheduler_.report_unhandled(std::current_exception());
                 }
             }
+            // relaxed: a hint for passivation.
+            last_active_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                               std::memory_order_relaxed);
             if (handled == batch_) {
                 co_await yield(); // let other actors and tasks have the worker
                 continue;
@@ -472,6 +509,9 @@ private:
     std::atomic<bool> closed_{false};      // stop() was called: new messages are refused
     std::atomic<bool> dropping_{false};    // stop(drop): discard instead of handling
     bool stopped_ = false;                 // the drain job passed the stop marker (its own)
+    // When the drain job last finished a turn (steady-clock ticks): the sweeper's idleness hint.
+    std::atomic<std::chrono::steady_clock::rep> last_active_{
+        std::chrono::steady_clock::now().time_since_epoch().count()};
 
     spin_mutex mutex_;        // guards room_waiters_ and the stop transition
     wait_queue room_waiters_; // senders waiting for room
@@ -546,6 +586,8 @@ public:
 private:
     template <class B, class... Args>
     friend actor_ref<B> spawn_actor(scheduler&, const actor_options&, Args&&...);
+    template <class Key, class B, class Hash>
+    friend class registry;
 
     explicit actor_ref(std::shared_ptr<detail::actor_cell<A>> cell) noexcept
         : cell_(std::move(cell)) {}
