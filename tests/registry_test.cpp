@@ -113,7 +113,7 @@ TEST_CASE("an idle actor is passivated with its state kept and revived on the ne
 }
 
 TEST_CASE(
-    "the sweeper passivates after the idle timeout; a hook saves state the factory restores") {
+    "the sweeper passivates after the idle timeout, and a hook saves state the factory restores") {
     weft::scheduler s(1);
     std::mutex saved_mutex;
     std::map<std::string, long> saved; // "the database"

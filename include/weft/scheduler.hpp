@@ -595,21 +595,37 @@ private:
 
     // --- live spawned tasks ------------------------------------------------------------------
 
+    // The live list is split in shards by frame address, so spawns on different workers (and
+    // actors' drain jobs) rarely meet on one lock.
+    struct live_shard {
+        detail::spin_mutex mutex;
+        detail::spawned_task::promise_type* head = nullptr;
+    };
+    static constexpr std::size_t k_live_shards = 16;
+
+    live_shard& shard_of(const detail::spawned_task::promise_type& p) noexcept {
+        // The low bits of a frame address carry little (alignment): skip them.
+        return live_[(reinterpret_cast<std::uintptr_t>(&p) >> 6) % k_live_shards];
+    }
+
     void track(detail::spawned_task::promise_type& p) {
-        std::lock_guard lock(registry_mutex_);
+        live_shard& shard = shard_of(p);
+        std::lock_guard lock(shard.mutex);
         p.owner = this;
-        p.next = live_;
-        if (live_)
-            live_->prev = &p;
-        live_ = &p;
+        p.prev = nullptr;
+        p.next = shard.head;
+        if (shard.head)
+            shard.head->prev = &p;
+        shard.head = &p;
     }
 
     void untrack(detail::spawned_task::promise_type& p) noexcept {
-        std::lock_guard lock(registry_mutex_);
+        live_shard& shard = shard_of(p);
+        std::lock_guard lock(shard.mutex);
         if (p.prev)
             p.prev->next = p.next;
         else
-            live_ = p.next;
+            shard.head = p.next;
         if (p.next)
             p.next->prev = p.prev;
         p.owner = nullptr;
@@ -625,16 +641,18 @@ private:
             }
             w->next.store(nullptr, std::memory_order_relaxed); // relaxed: the workers are gone
         }
-        for (;;) {
-            detail::spawned_task::promise_type* p = nullptr;
-            {
-                std::lock_guard lock(registry_mutex_);
-                p = live_;
+        for (live_shard& shard : live_) {
+            for (;;) {
+                detail::spawned_task::promise_type* p = nullptr;
+                {
+                    std::lock_guard lock(shard.mutex);
+                    p = shard.head;
+                }
+                if (!p)
+                    break;
+                untrack(*p); // so its destructor does not look for us
+                detail::spawned_task::handle::from_promise(*p).destroy();
             }
-            if (!p)
-                return;
-            untrack(*p); // so its destructor does not look for us
-            detail::spawned_task::handle::from_promise(*p).destroy();
         }
     }
 
@@ -650,8 +668,9 @@ private:
     std::atomic<std::size_t> sleepers_{0};
     std::atomic<std::size_t> spinning_{0};
 
-    std::mutex registry_mutex_;
-    detail::spawned_task::promise_type* live_ = nullptr;
+    std::array<live_shard, k_live_shards> live_;
+
+    std::mutex registry_mutex_; // guards unhandled_ and the deadlock report's settings
     std::function<void(std::exception_ptr)> unhandled_;
 
     struct deadlock_state {
