@@ -232,9 +232,20 @@ public:
     template <class... Args>
     actor_cell(scheduler& s, const actor_options& options, Args&&... args)
         : scheduler_(s), capacity_(options.mailbox_capacity), full_(options.full),
-          batch_(options.batch == 0 ? 1 : options.batch), state_(std::forward<Args>(args)...) {}
+          batch_(options.batch == 0 ? 1 : options.batch),
+          state_(make_state(std::forward<Args>(args)...)) {}
     actor_cell(const actor_cell&) = delete;
     actor_cell& operator=(const actor_cell&) = delete;
+
+    // A(args...) if A has such a constructor, else A{args...} (an aggregate; clang 14 has no
+    // parenthesized aggregate initialization). Returned as a prvalue: A need not be movable.
+    template <class... Args>
+    static A make_state(Args&&... args) {
+        if constexpr (std::is_constructible_v<A, Args&&...>)
+            return A(std::forward<Args>(args)...);
+        else
+            return A{std::forward<Args>(args)...};
+    }
     // Whatever is still queued is dropped: its asks fail with actor_stopped.
     ~actor_cell() {
         while (mpsc_link* link = mailbox_.pop())
