@@ -273,29 +273,14 @@ public:
     // A thread's send under the actor's policy: waits for room or throws mailbox_full; throws
     // actor_stopped when stopped.
     void send(std::unique_ptr<envelope<A>>& e) {
-        for (;;) {
-            const status s = try_send(e);
-            if (s == status::ok)
-                return;
-            if (s == status::closed)
-                throw actor_stopped("weft: actor stopped; message refused");
-            if (full_ == when_full::fail)
-                throw_full();
+        while (!sent_or_throw(try_send(e)))
             wait_for_room();
-        }
     }
 
     // A task's send: as send(), suspending the task while the mailbox is full.
     task<void> async_send(std::unique_ptr<envelope<A>> e) {
         const auto keep_alive = this->shared_from_this();
-        for (;;) {
-            const status s = try_send(e);
-            if (s == status::ok)
-                co_return;
-            if (s == status::closed)
-                throw actor_stopped("weft: actor stopped; message refused");
-            if (full_ == when_full::fail)
-                throw_full();
+        while (!sent_or_throw(try_send(e))) {
             task_park<actor_cell> park(*this, &step_room, nullptr, blocked_on::channel_send);
             (void)co_await park; // done (room seen), closed, or again: try once more
         }
@@ -362,9 +347,7 @@ public:
         // see the room it made.
         std::atomic_thread_fence(std::memory_order_seq_cst);
         if (self.room_or_closed() && w.ctx->try_claim(0)) {
-            std::lock_guard lock(self.mutex_);
-            if (w.queue)
-                self.room_waiters_.remove(&w);
+            self.cancel(w);
             return park_step::done;
         }
         return park_step::parked;
@@ -396,8 +379,17 @@ private:
         return closed() || queued_.load(std::memory_order_seq_cst) < capacity_;
     }
 
-    [[noreturn]] void throw_full() const {
-        throw mailbox_full("weft: actor mailbox full (capacity " + std::to_string(capacity_) + ")");
+    // try_send's answer under the actor's policy: true once sent, false to wait for room;
+    // throws actor_stopped when stopped, mailbox_full when full under when_full::fail.
+    bool sent_or_throw(status s) const {
+        if (s == status::ok)
+            return true;
+        if (s == status::closed)
+            throw actor_stopped("weft: actor stopped; message refused");
+        if (full_ == when_full::fail)
+            throw mailbox_full("weft: actor mailbox full (capacity " + std::to_string(capacity_) +
+                               ")");
+        return false;
     }
 
     // Pushes a reserved message and makes sure a drain job will see it. With the drain job's
@@ -418,19 +410,8 @@ private:
         wait_context ctx(thread_parker::current());
         waiter w;
         w.ctx = &ctx;
-        {
-            std::lock_guard lock(mutex_);
-            room_waiters_.push_back(&w);
-        }
-        // seq_cst: see step_room().
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (room_or_closed() && ctx.try_claim(0)) {
-            std::lock_guard lock(mutex_);
-            if (w.queue)
-                room_waiters_.remove(&w);
-            return;
-        }
-        ctx.wait(); // the claimant (release_slot or stop) unlinked us
+        if (step_room(*this, w, nullptr) == park_step::parked)
+            ctx.wait(); // the claimant (release_slot or stop) unlinked us
     }
 
     // The drain job took a message out: one more slot is free; wake one waiting sender.
