@@ -530,14 +530,15 @@ private:
     // A worker about to sleep: if it is the last one awake and tasks are blocked, look again
     // after the grace period (one check at a time).
     void arm_deadlock_check(std::uint32_t seen_epoch) {
-        // relaxed: a stale answer only delays or skips one check; whoever blocks a task runs
-        // on a worker that will come here again when it sleeps.
-        if (!deadlock_.enabled.load(std::memory_order_relaxed) ||
-            sleepers_.load(std::memory_order_relaxed) != workers_.size() || blocked_tasks() <= 0)
+        // relaxed: enabled only switches on; a stale false skips one check.
+        if (!deadlock_.enabled.load(std::memory_order_relaxed))
+            return;
+        // seq_cst, sleepers_ and the CAS: pair with check_deadlock()'s store of armed (see
+        // there), so a worker going to sleep and a finishing check never both skip arming.
+        if (sleepers_.load(std::memory_order_seq_cst) != workers_.size() || blocked_tasks() <= 0)
             return;
         bool idle = false;
-        // acq_rel: one check at a time; pairs with the release store in check_deadlock().
-        if (deadlock_.armed.compare_exchange_strong(idle, true, std::memory_order_acq_rel))
+        if (deadlock_.armed.compare_exchange_strong(idle, true, std::memory_order_seq_cst))
             schedule_deadlock_check(seen_epoch);
     }
 
@@ -559,8 +560,14 @@ private:
                             epoch_.load(std::memory_order_acquire) == seen_epoch && !has_work() &&
                             !stopping_.load(std::memory_order_acquire);
         if (!asleep || blocked_tasks() <= 0) {
-            // A worker is awake (it re-arms when it sleeps), or nothing waits.
-            deadlock_.armed.store(false, std::memory_order_release); // release: see arm
+            // seq_cst: a worker that parks meanwhile either sees armed_ false and arms, or
+            // has already counted itself in sleepers_, which we read next.
+            deadlock_.armed.store(false, std::memory_order_seq_cst);
+            // Every worker may have woken and gone back to sleep since (a new epoch) while
+            // this check was armed, so none of them armed one: look again from now. A worker
+            // that is awake arms when it sleeps.
+            if (!stopping_.load(std::memory_order_acquire)) // acquire: as in run_worker()
+                arm_deadlock_check(epoch_.load(std::memory_order_acquire)); // acquire: as park
             return;
         }
         // A pending timer or a blocking call may still wake a task: look again later, since no
@@ -581,7 +588,7 @@ private:
                 handler = deadlock_.handler;
             }
         }
-        deadlock_.armed.store(false, std::memory_order_release); // release: see arm
+        deadlock_.armed.store(false, std::memory_order_seq_cst); // seq_cst: see above
         if (handler)
             handler(report);
     }
