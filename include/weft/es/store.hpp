@@ -1,0 +1,173 @@
+// weft::es::event_store — the contract every event store keeps (memory_store, sqlite_store),
+// and the values it speaks in.
+//
+//   auto r = store.append("account-42", expected_version::exactly(3), std::move(events));
+//   if (!r)   // a value, not an exception: someone else wrote first
+//       std::cout << "conflict, stream is at version " << r.version << '\n';
+//
+// The guarantees (checked for every store by tests/es_conformance.hpp):
+// - append is atomic: all events of a batch are stored, or none.
+// - Stream versions are 1, 2, 3... per stream; global positions 1, 2, 3... across the store,
+//   gapless and assigned in commit order, so a reader that has seen position p never later
+//   finds a new event below p (projections rely on this to checkpoint).
+// - An event id is stored once. Appending a batch whose event ids are all stored already, in
+//   that stream, in that order, returns the first append's result with `duplicate` set and
+//   writes nothing (a retry after a lost reply is safe). A batch mixing stored and new ids
+//   throws invalid_append.
+// - The expected version is checked against the stream's current version; on mismatch the
+//   result says wrong_expected_version and carries the actual version.
+#pragma once
+
+#include "../future.hpp"
+#include "event.hpp"
+#include "subscription.hpp"
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace weft::es {
+
+// What the appender believes the stream's version to be (optimistic concurrency).
+class expected_version {
+public:
+    // Append whatever the stream's version.
+    static constexpr expected_version any() noexcept { return expected_version(k_any); }
+    // Append only to a stream with no events (create it).
+    static constexpr expected_version no_stream() noexcept { return expected_version(0); }
+    // Append only to a stream that has at least one event.
+    static constexpr expected_version stream_exists() noexcept {
+        return expected_version(k_exists);
+    }
+    // Append only if the stream is at exactly version `v` (0 is the same as no_stream).
+    static constexpr expected_version exactly(stream_version v) noexcept {
+        return expected_version(v);
+    }
+
+    constexpr bool accepts(stream_version current) const noexcept {
+        if (value_ == k_any)
+            return true;
+        if (value_ == k_exists)
+            return current > 0;
+        return current == value_;
+    }
+    std::string describe() const {
+        if (value_ == k_any)
+            return "any";
+        if (value_ == k_exists)
+            return "stream exists";
+        if (value_ == 0)
+            return "no stream";
+        return std::to_string(value_);
+    }
+    friend constexpr bool operator==(expected_version, expected_version) = default;
+
+private:
+    static constexpr stream_version k_any = std::numeric_limits<stream_version>::max();
+    static constexpr stream_version k_exists = k_any - 1;
+    constexpr explicit expected_version(stream_version v) noexcept : value_(v) {}
+    stream_version value_;
+};
+
+enum class append_status {
+    ok,                     // stored (or already stored: see `duplicate`)
+    wrong_expected_version, // nothing stored; `version` is the stream's actual version
+};
+
+struct append_result {
+    append_status status = append_status::ok;
+    // ok: the stream's version after the batch (the last event's version).
+    // wrong_expected_version: the stream's current version.
+    stream_version version = 0;
+    log_position first_position = 0; // ok: the batch's first and last global positions
+    log_position last_position = 0;  //     (both 0 for an empty batch)
+    bool duplicate = false;          // ok: every event was stored before; nothing was written
+
+    explicit operator bool() const noexcept { return status == append_status::ok; }
+};
+
+enum class read_direction { forward, backward };
+
+// The end of a stream, for reading backward from its last event.
+inline constexpr stream_version stream_end = std::numeric_limits<stream_version>::max();
+
+// Per-stream settings that hide old events from read_stream (they stay in the global log, so
+// positions keep no gaps for projections that already saw them).
+struct stream_metadata {
+    std::optional<std::chrono::milliseconds> max_age; // hide events older than this
+    std::optional<stream_version> truncate_before;    // hide versions below this
+    friend bool operator==(const stream_metadata&, const stream_metadata&) = default;
+};
+
+// An aggregate's state at `version`, encoded by the aggregate service. A snapshot whose
+// schema_version is not the service's current one is ignored (the state is replayed).
+struct snapshot {
+    std::string stream;
+    stream_version version = 0;
+    int schema_version = 1;
+    std::string payload;
+};
+
+// Reads never see a partial batch. `max` bounds the events returned by one call.
+template <class S>
+concept event_store = requires(S& s, const S& cs, const std::string& stream,
+                               std::vector<event_data> events, stream_metadata meta,
+                               snapshot snap) {
+    // Appends `events` to `stream` atomically; blocks until durable (per the store's options).
+    { s.append(stream, expected_version::any(), std::move(events)) } -> std::same_as<append_result>;
+    // The same, without blocking: a task co_awaits the future, a thread may get() it.
+    {
+        s.async_append(stream, expected_version::any(), std::move(events))
+        } -> std::same_as<future<append_result>>;
+    // Up to `max` events of `stream` starting at version `from` (inclusive), in `direction`.
+    {
+        cs.read_stream(stream, stream_version{1}, read_direction::forward, std::size_t{1})
+        } -> std::same_as<std::vector<recorded_event>>;
+    // Up to `max` events of the global log starting at position `from` (inclusive).
+    { cs.read_all(log_position{1}, std::size_t{1}) } -> std::same_as<std::vector<recorded_event>>;
+    // The last committed position (0 when the store is empty).
+    { cs.head_position() } -> std::same_as<log_position>;
+    // The stream's current version (0: no such stream).
+    { cs.version_of(stream) } -> std::same_as<stream_version>;
+    // Catch-up then live reading of the global log from position `from` (inclusive).
+    { s.subscribe_all(log_position{1}) } -> std::same_as<subscription>;
+    // The stored event with this id, if any.
+    { cs.find_event(stream) } -> std::same_as<std::optional<recorded_event>>;
+    s.set_stream_metadata(stream, meta);
+    { cs.stream_metadata_of(stream) } -> std::same_as<stream_metadata>;
+    // Keeps only the latest snapshot per stream; saving may complete after the call returns.
+    s.save_snapshot(std::move(snap));
+    { cs.load_snapshot(stream) } -> std::same_as<std::optional<snapshot>>;
+};
+
+namespace detail {
+
+// The events of `events` that read_stream may show under `meta`, given the current time.
+inline bool visible(const stream_metadata& meta, const recorded_event& e, timestamp now) {
+    if (meta.truncate_before && e.version < *meta.truncate_before)
+        return false;
+    if (meta.max_age && e.recorded_at + *meta.max_age < now)
+        return false;
+    return true;
+}
+
+inline void check_stream_name(const std::string& stream) {
+    if (stream.empty())
+        throw invalid_append("weft::es: append to a stream with an empty name");
+}
+
+template <class R>
+future<R> ready_future(R value) {
+    auto state = std::make_shared<weft::detail::future_state<R>>();
+    state->set_value(std::move(value));
+    return future<R>(std::move(state));
+}
+
+} // namespace detail
+
+} // namespace weft::es

@@ -1,0 +1,231 @@
+// weft::es::subscription — reads a store's global log from a position, first what is stored
+// (catch-up, in bulk) and then each new commit as it lands (live), with no gap and no
+// duplicate between the two: it is one cursor over one gapless log.
+//
+//   weft::es::subscription sub = store.subscribe_all(checkpoint + 1);
+//   for (auto batch = sub.next(); !batch.empty(); batch = sub.next())   // empty: closed
+//       for (const recorded_event& e : batch) apply(e);
+//
+//   auto batch = co_await sub.async_next();   // in a task: suspends the task, not its worker
+//
+// next() blocks until at least one event is there; a batch holds at most `max` events, in
+// position order. close() (from any thread) or destroying the store ends the subscription: a
+// waiting next() returns an empty batch. Appends made by another process to the same file are
+// seen within `poll_interval` (in-process appends wake readers at once).
+#pragma once
+
+#include "../detail/timer_service.hpp"
+#include "../future.hpp"
+#include "../task.hpp"
+#include "event.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace weft::es {
+
+namespace detail {
+
+// Tells readers that the log grew. A store calls publish(head) after each commit, once the new
+// events are visible to read_all; readers wait for the head to reach a position.
+class commit_signal {
+public:
+    void publish(log_position head) {
+        std::vector<std::shared_ptr<async_waiter>> ready;
+        {
+            std::lock_guard lock(mutex_);
+            if (head <= head_)
+                return;
+            head_ = head;
+            ready.swap(async_waiters_);
+        }
+        changed_.notify_all();
+        for (auto& w : ready)
+            w->complete();
+    }
+    // Every waiter returns now and re-checks (a subscription was closed, the store is closing).
+    void wake_all() {
+        std::vector<std::shared_ptr<async_waiter>> ready;
+        {
+            std::lock_guard lock(mutex_);
+            ++wake_epoch_;
+            ready.swap(async_waiters_);
+        }
+        changed_.notify_all();
+        for (auto& w : ready)
+            w->complete();
+    }
+    void close() {
+        {
+            std::lock_guard lock(mutex_);
+            closed_ = true;
+        }
+        wake_all();
+    }
+    bool closed() const {
+        std::lock_guard lock(mutex_);
+        return closed_;
+    }
+
+    // Blocks until the head reaches `want`, the signal is closed or woken, or `deadline`.
+    void wait_until(log_position want, std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(mutex_);
+        const std::uint64_t epoch = wake_epoch_;
+        changed_.wait_until(lock, deadline,
+                            [&] { return head_ >= want || closed_ || wake_epoch_ != epoch; });
+    }
+
+    // Completes when the head reaches `want`, the signal is closed or woken, or after `poll`.
+    future<void> async_wait(log_position want, std::chrono::steady_clock::duration poll) {
+        auto w = std::make_shared<async_waiter>();
+        future<void> result(w->state);
+        {
+            std::lock_guard lock(mutex_);
+            if (head_ >= want || closed_) {
+                w->complete();
+                return result;
+            }
+            std::erase_if(async_waiters_, [](const auto& x) { return x->finished(); });
+            async_waiters_.push_back(w);
+        }
+        weft::detail::timer_service::instance().schedule(std::chrono::steady_clock::now() + poll,
+                                                         [w] { w->complete(); });
+        return result;
+    }
+
+private:
+    // One waiting task; completed once, by a publish, a wake or its poll timer.
+    struct async_waiter {
+        std::shared_ptr<weft::detail::future_state<void>> state =
+            std::make_shared<weft::detail::future_state<void>>();
+        std::atomic<bool> done{false};
+        void complete() {
+            // acq_rel: exactly one of the racing completers sets the value.
+            if (!done.exchange(true, std::memory_order_acq_rel))
+                state->set_value();
+        }
+        bool finished() const noexcept {
+            // relaxed: only prunes the list; a stale false keeps an entry one round longer.
+            return done.load(std::memory_order_relaxed);
+        }
+    };
+
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    log_position head_ = 0;
+    std::uint64_t wake_epoch_ = 0;
+    bool closed_ = false;
+    std::vector<std::shared_ptr<async_waiter>> async_waiters_;
+};
+
+// What a subscription reads: a store's shared internals, kept alive by its subscriptions.
+class log_source {
+public:
+    virtual ~log_source() = default;
+    virtual std::vector<recorded_event> read_all(log_position from, std::size_t max) const = 0;
+    commit_signal& signal() noexcept { return signal_; }
+
+private:
+    commit_signal signal_;
+};
+
+} // namespace detail
+
+class subscription {
+public:
+    static constexpr std::chrono::milliseconds default_poll_interval{100};
+
+    subscription(std::shared_ptr<detail::log_source> source, log_position from,
+                 std::chrono::steady_clock::duration poll_interval = default_poll_interval)
+        : state_(std::make_unique<state>(std::move(source), from < 1 ? 1 : from, poll_interval)) {}
+    subscription(subscription&&) noexcept = default;
+    subscription& operator=(subscription&&) noexcept = default;
+    ~subscription() = default;
+
+    // The next events (at least one, at most `max`); blocks while there are none. Empty once
+    // the subscription or its store is closed.
+    std::vector<recorded_event> next(std::size_t max = 256) {
+        return next_until(std::chrono::steady_clock::time_point::max(), max);
+    }
+    // As next(), but returns an empty batch at `timeout` too (check closed() to tell apart).
+    template <class Rep, class Period>
+    std::vector<recorded_event> next_for(std::chrono::duration<Rep, Period> timeout,
+                                         std::size_t max = 256) {
+        return next_until(std::chrono::steady_clock::now() + timeout, max);
+    }
+
+    // next() for tasks: suspends the task while there is nothing to read.
+    task<std::vector<recorded_event>> async_next(std::size_t max = 256) {
+        state& s = *state_;
+        for (;;) {
+            if (s.is_closed())
+                co_return std::vector<recorded_event>{};
+            std::vector<recorded_event> batch = s.read(max);
+            if (!batch.empty())
+                co_return batch;
+            co_await s.source->signal().async_wait(s.next, s.poll_interval);
+        }
+    }
+
+    // The position of the next event this subscription will deliver.
+    log_position position() const noexcept { return state_->next; }
+
+    // Ends the subscription; a next() waiting on another thread returns an empty batch.
+    void close() {
+        // release: a reader that sees closed also sees everything before close().
+        state_->closed.store(true, std::memory_order_release);
+        state_->source->signal().wake_all();
+    }
+    bool closed() const noexcept { return state_->is_closed(); }
+
+private:
+    struct state {
+        state(std::shared_ptr<detail::log_source> s, log_position from,
+              std::chrono::steady_clock::duration poll)
+            : source(std::move(s)), next(from), poll_interval(poll) {}
+        std::shared_ptr<detail::log_source> source;
+        log_position next;
+        std::chrono::steady_clock::duration poll_interval;
+        std::atomic<bool> closed{false};
+
+        bool is_closed() const noexcept {
+            // acquire: pairs with the release in close().
+            return closed.load(std::memory_order_acquire) || source->signal().closed();
+        }
+        std::vector<recorded_event> read(std::size_t max) {
+            std::vector<recorded_event> batch = source->read_all(next, max == 0 ? 1 : max);
+            if (!batch.empty())
+                next = batch.back().position + 1;
+            return batch;
+        }
+    };
+
+    std::vector<recorded_event> next_until(std::chrono::steady_clock::time_point deadline,
+                                           std::size_t max) {
+        state& s = *state_;
+        for (;;) {
+            if (s.is_closed())
+                return {};
+            std::vector<recorded_event> batch = s.read(max);
+            if (!batch.empty())
+                return batch;
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline)
+                return {};
+            const auto poll_end = now + s.poll_interval;
+            s.source->signal().wait_until(s.next, std::min(deadline, poll_end));
+        }
+    }
+
+    std::unique_ptr<state> state_;
+};
+
+} // namespace weft::es
