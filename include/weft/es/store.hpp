@@ -11,9 +11,10 @@
 //   gapless and assigned in commit order, so a reader that has seen position p never later
 //   finds a new event below p (projections rely on this to checkpoint).
 // - An event id is stored once. Appending a batch whose event ids are all stored already, in
-//   that stream, in that order, returns the first append's result with `duplicate` set and
-//   writes nothing (a retry after a lost reply is safe). A batch mixing stored and new ids
-//   throws invalid_append.
+//   that stream, at consecutive versions in that order, writes nothing and returns where they
+//   are (`duplicate` set; for a retried batch that is the first append's result), so a retry
+//   after a lost reply is safe. A batch mixing stored and new ids, or naming stored events of
+//   another stream or in another order, throws invalid_append.
 // - The expected version is checked against the stream's current version; on mismatch the
 //   result says wrong_expected_version and carries the actual version.
 #pragma once

@@ -75,21 +75,31 @@ public:
         return closed_;
     }
 
-    // Blocks until the head reaches `want`, the signal is closed or woken, or `deadline`.
-    void wait_until(log_position want, std::chrono::steady_clock::time_point deadline) {
+    // How many times wake_all() has run. A waiter reads it before it checks its own reasons
+    // to stop, and passes it to wait_until/async_wait, so a wake in between is not missed.
+    std::uint64_t wake_epoch() const {
+        std::lock_guard lock(mutex_);
+        return wake_epoch_;
+    }
+
+    // Blocks until the head reaches `want`, the signal is closed, wake_all() runs after
+    // `epoch` was read, or `deadline`.
+    void wait_until(log_position want, std::uint64_t epoch,
+                    std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(mutex_);
-        const std::uint64_t epoch = wake_epoch_;
         changed_.wait_until(lock, deadline,
                             [&] { return head_ >= want || closed_ || wake_epoch_ != epoch; });
     }
 
-    // Completes when the head reaches `want`, the signal is closed or woken, or after `poll`.
-    future<void> async_wait(log_position want, std::chrono::steady_clock::duration poll) {
+    // Completes when the head reaches `want`, the signal is closed, wake_all() runs after
+    // `epoch` was read, or after `poll`.
+    future<void> async_wait(log_position want, std::uint64_t epoch,
+                            std::chrono::steady_clock::duration poll) {
         auto w = std::make_shared<async_waiter>();
         future<void> result(w->state);
         {
             std::lock_guard lock(mutex_);
-            if (head_ >= want || closed_) {
+            if (head_ >= want || closed_ || wake_epoch_ != epoch) {
                 w->complete();
                 return result;
             }
@@ -166,12 +176,13 @@ public:
     task<std::vector<recorded_event>> async_next(std::size_t max = 256) {
         state& s = *state_;
         for (;;) {
+            const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
             if (s.is_closed())
                 co_return std::vector<recorded_event>{};
             std::vector<recorded_event> batch = s.read(max);
             if (!batch.empty())
                 co_return batch;
-            co_await s.source->signal().async_wait(s.next, s.poll_interval);
+            co_await s.source->signal().async_wait(s.next, epoch, s.poll_interval);
         }
     }
 
@@ -212,6 +223,7 @@ private:
                                            std::size_t max) {
         state& s = *state_;
         for (;;) {
+            const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
             if (s.is_closed())
                 return {};
             std::vector<recorded_event> batch = s.read(max);
@@ -221,7 +233,7 @@ private:
             if (now >= deadline)
                 return {};
             const auto poll_end = now + s.poll_interval;
-            s.source->signal().wait_until(s.next, std::min(deadline, poll_end));
+            s.source->signal().wait_until(s.next, epoch, std::min(deadline, poll_end));
         }
     }
 

@@ -1,0 +1,956 @@
+// weft::es::sqlite_store — a durable event store in one SQLite file (WAL mode). It keeps every
+// guarantee of event_store (store.hpp) with the same results as memory_store for the same calls,
+// and reopening the file gives back every acknowledged event at the same position.
+//
+//   weft::es::sqlite_store store("/var/lib/bank/events.db");
+//   store.append("account-42", expected_version::no_stream(), {opened, deposited});
+//
+// One writer thread commits whatever appends are queued as one transaction (group commit): many
+// concurrent appends cost one fsync, and each is still atomic and checked on its own. Reads use a
+// small pool of connections and never wait for the writer (WAL readers see the last commit).
+// Several processes may share the file: each transaction reads the head under SQLite's write
+// lock, so positions stay gapless, and subscriptions see the other's appends within
+// poll_interval. Link weft::sqlite (CMake) to use this header.
+#pragma once
+
+#include "store.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace weft::es {
+
+// How much an acknowledged append survives (SQLite's PRAGMA synchronous, in WAL mode).
+enum class durability {
+    full,   // fsync per commit: survives a process crash (kill -9) and power loss
+    normal, // survives a process crash; power loss may lose the last commits (not the file)
+    off,    // survives a process crash; power loss may lose commits or corrupt the file
+};
+
+struct sqlite_options {
+    // What an append has survived when append() returns (see durability above).
+    weft::es::durability durability = weft::es::durability::full;
+    // At most this many events per group commit; a single bigger batch still commits alone.
+    std::size_t max_batch = 4096;
+    // At most this many connections for reads, opened on demand; a read waits for a free one.
+    std::size_t reader_connections = 4;
+    // How often a waiting subscription re-reads the file, to see another process's appends
+    // (this process's appends wake it at once).
+    std::chrono::milliseconds poll_interval{100};
+    // How long a write or read waits for another process's lock before failing (store_error).
+    std::chrono::milliseconds busy_timeout{5000};
+    // Run PRAGMA quick_check when opening an existing store: finds corruption anywhere, but
+    // reads the whole file. Without it, opening checks the schema and the ends of each table.
+    bool check_on_open = false;
+};
+
+namespace detail {
+
+// One SQLite connection with its prepared statements, used by one thread at a time (the
+// store hands it over under a mutex, so SQLite's own per-connection mutex is off).
+class sqlite_connection {
+public:
+    sqlite_connection(std::string path, int flags) : path_(std::move(path)) {
+        const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+        if (rc != SQLITE_OK) {
+            std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+            sqlite3_close_v2(db_);
+            throw store_error("weft::es: cannot open " + path_ + " (" + why + ")");
+        }
+        sqlite3_extended_result_codes(db_, 1);
+    }
+    sqlite_connection(const sqlite_connection&) = delete;
+    sqlite_connection& operator=(const sqlite_connection&) = delete;
+    ~sqlite_connection() {
+        for (auto& [sql, stmt] : statements_)
+            sqlite3_finalize(stmt);
+        sqlite3_close_v2(db_);
+    }
+
+    sqlite3* handle() const noexcept { return db_; }
+    const std::string& path() const noexcept { return path_; }
+
+    // The cached statement for `sql`, prepared on first use. `sql` must be a string literal:
+    // the cache keeps the view.
+    sqlite3_stmt* prepare(std::string_view sql) {
+        if (auto it = statements_.find(sql); it != statements_.end())
+            return it->second;
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK)
+            fail("prepare");
+        statements_.emplace(sql, stmt);
+        return stmt;
+    }
+    // Runs statements that return nothing worth reading (BEGIN, PRAGMA x = y...).
+    void exec(const char* sql) {
+        if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+            fail(sql);
+    }
+    // Like exec, for cleanup paths: an error here must not hide the one being handled.
+    void exec_quietly(const char* sql) noexcept {
+        sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    }
+    bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
+
+    // Throws store_error naming the file and SQLite's reason for the last failure.
+    [[noreturn]] void fail(std::string_view doing) const {
+        const int code = sqlite3_extended_errcode(db_) & 0xff;
+        std::string message = "weft::es: " + path_;
+        if (code == SQLITE_NOTADB)
+            message += " is not a SQLite database";
+        else if (code == SQLITE_CORRUPT)
+            message += " is corrupt";
+        else
+            message += ": " + std::string(doing) + " failed";
+        throw store_error(message + " (" + sqlite3_errmsg(db_) + ")");
+    }
+
+private:
+    std::string path_;
+    sqlite3* db_ = nullptr;
+    std::unordered_map<std::string_view, sqlite3_stmt*> statements_;
+};
+
+// One use of a cached statement: bind, step, read columns. Resets the statement when done, so
+// the next use starts clean.
+class sqlite_query {
+public:
+    sqlite_query(sqlite_connection& db, std::string_view sql) : db_(db), stmt_(db.prepare(sql)) {
+        if (sqlite3_stmt_busy(stmt_))
+            throw std::logic_error("weft::es: a cached statement used twice at once: " +
+                                   std::string(sql));
+    }
+    sqlite_query(const sqlite_query&) = delete;
+    sqlite_query& operator=(const sqlite_query&) = delete;
+    ~sqlite_query() { reset(); }
+
+    sqlite_query& bind(int i, std::int64_t value) {
+        check(sqlite3_bind_int64(stmt_, i, value));
+        return *this;
+    }
+    sqlite_query& bind(int i, std::string_view text) {
+        // data() of a string is never null, so an empty text binds '' (not NULL).
+        check(sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8));
+        return *this;
+    }
+    sqlite_query& bind_blob(int i, std::string_view bytes) {
+        check(sqlite3_bind_blob64(stmt_, i, bytes.data(), bytes.size(), SQLITE_STATIC));
+        return *this;
+    }
+    sqlite_query& bind_null(int i) {
+        check(sqlite3_bind_null(stmt_, i));
+        return *this;
+    }
+
+    // True when a row is ready to read, false when the statement is done.
+    bool step() {
+        const int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW)
+            return true;
+        if (rc == SQLITE_DONE)
+            return false;
+        db_.fail("query");
+    }
+    // For statements that return no rows; ready for new bindings afterwards.
+    void run() {
+        step();
+        reset();
+    }
+    void reset() noexcept {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+
+    bool is_null(int col) const noexcept { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+    std::int64_t int64(int col) const noexcept { return sqlite3_column_int64(stmt_, col); }
+    std::string text(int col) const {
+        const auto* p = sqlite3_column_text(stmt_, col);
+        return p ? std::string(reinterpret_cast<const char*>(p),
+                               static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                 : std::string{};
+    }
+    std::string blob(int col) const {
+        const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, col));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+                 : std::string{};
+    }
+
+private:
+    void check(int rc) const {
+        if (rc != SQLITE_OK)
+            db_.fail("bind");
+    }
+    sqlite_connection& db_;
+    sqlite3_stmt* stmt_;
+};
+
+// A read transaction on a reader connection, so the statements inside see one snapshot.
+// Declare it before the queries it spans: it must end after they are reset.
+class sqlite_read_transaction {
+public:
+    explicit sqlite_read_transaction(sqlite_connection& db) : db_(db) { db_.exec("BEGIN"); }
+    sqlite_read_transaction(const sqlite_read_transaction&) = delete;
+    sqlite_read_transaction& operator=(const sqlite_read_transaction&) = delete;
+    ~sqlite_read_transaction() { db_.exec_quietly("COMMIT"); }
+
+private:
+    sqlite_connection& db_;
+};
+
+// An event from a row of the columns every event read selects, in this order: position, stream,
+// version, event_id, type, schema_version, payload, correlation_id, causation_id, metadata,
+// recorded_at.
+inline recorded_event sqlite_event_from_row(const sqlite_query& q) {
+    recorded_event e;
+    e.position = static_cast<log_position>(q.int64(0));
+    e.stream = q.text(1);
+    e.version = static_cast<stream_version>(q.int64(2));
+    e.event_id = q.text(3);
+    e.type = q.text(4);
+    e.schema_version = static_cast<int>(q.int64(5));
+    e.payload = q.blob(6);
+    e.correlation_id = q.text(7);
+    e.causation_id = q.text(8);
+    e.metadata = q.text(9);
+    e.recorded_at = timestamp(std::chrono::microseconds(q.int64(10)));
+    return e;
+}
+
+// Versions and positions are unsigned; SQLite integers are signed. Bounds from callers (a
+// `from`, a `max`) may exceed int64 and mean "no bound".
+inline std::int64_t sqlite_clamp(std::uint64_t v) noexcept {
+    constexpr auto top = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(v > top ? top : v);
+}
+
+} // namespace detail
+
+class sqlite_store {
+public:
+    // Opens the store in `path`, creating the file and its schema if there is no file or it is
+    // an empty database. Throws store_error, leaving the file untouched, if the file is not a
+    // SQLite database, is another application's database, comes from a newer weft, or is corrupt.
+    explicit sqlite_store(std::string path, sqlite_options options = {})
+        : options_(options),
+          shared_(std::make_shared<shared_state>(std::move(path), options.reader_connections,
+                                                 options.busy_timeout)) {
+        if (options_.max_batch == 0)
+            options_.max_batch = 1;
+        writer_db_ = open_writer(shared_->path, options_);
+        writer_ = std::thread([this] { write_loop(); });
+    }
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+    // Completes every queued write, then closes the file and ends every subscription (a
+    // waiting next() returns empty).
+    ~sqlite_store() {
+        {
+            std::lock_guard lock(queue_mutex_);
+            stopping_ = true;
+        }
+        queue_ready_.notify_one();
+        writer_.join();
+        writer_db_.reset();
+        shared_->signal().close();
+    }
+
+    // Blocks until the batch is committed (durable per options.durability). Throws
+    // invalid_append for a bad batch, store_error when SQLite fails.
+    append_result append(const std::string& stream, expected_version expected,
+                         std::vector<event_data> events) {
+        return async_append(stream, expected, std::move(events)).get();
+    }
+    // Queues the batch for the writer; the future completes after the commit that holds it.
+    future<append_result> async_append(const std::string& stream, expected_version expected,
+                                       std::vector<event_data> events) {
+        auto done = std::make_shared<weft::detail::future_state<append_result>>();
+        future<append_result> result(done);
+        try {
+            detail::check_stream_name(stream);
+            prepare_batch(stream, events);
+            enqueue(append_request{stream, expected, std::move(events), done});
+        } catch (...) {
+            done->set_exception(std::current_exception());
+        }
+        return result;
+    }
+
+    std::vector<recorded_event> read_stream(const std::string& stream, stream_version from,
+                                            read_direction direction, std::size_t max) const {
+        std::vector<recorded_event> out;
+        if (max == 0)
+            return out;
+        auto lease = shared_->borrow();
+        detail::sqlite_connection& db = lease.db();
+        detail::sqlite_read_transaction snapshot_of_both(db); // metadata and events agree
+        std::optional<stream_metadata> meta = read_metadata(db, stream);
+        if (!meta)
+            return out;
+        const timestamp now = now_utc();
+        // The SQL filter is detail::visible's test, so `max` counts visible events only;
+        // visible() below re-checks with the same `now`.
+        const std::int64_t min_version =
+            detail::sqlite_clamp(meta->truncate_before ? *meta->truncate_before : 0);
+        const std::int64_t min_recorded_at = meta->max_age
+                                                 ? (now - *meta->max_age).time_since_epoch().count()
+                                                 : std::numeric_limits<std::int64_t>::min();
+        const bool forward = direction == read_direction::forward;
+        detail::sqlite_query q(db, forward ? k_read_stream_forward : k_read_stream_backward);
+        q.bind(1, stream).bind(2, detail::sqlite_clamp(from)).bind(3, min_version);
+        q.bind(4, min_recorded_at);
+        while (out.size() < max && q.step()) {
+            recorded_event e = detail::sqlite_event_from_row(q);
+            if (detail::visible(*meta, e, now))
+                out.push_back(std::move(e));
+        }
+        return out;
+    }
+
+    std::vector<recorded_event> read_all(log_position from, std::size_t max) const {
+        return shared_->read_all(from, max);
+    }
+
+    log_position head_position() const {
+        auto lease = shared_->borrow();
+        return read_head(lease.db());
+    }
+
+    stream_version version_of(const std::string& stream) const {
+        auto lease = shared_->borrow();
+        return read_version(lease.db(), stream);
+    }
+
+    // Reads from `from` on; wakes at once for this store's commits, polls for other processes'.
+    subscription subscribe_all(log_position from) {
+        return subscription(shared_, from, options_.poll_interval);
+    }
+
+    std::optional<recorded_event> find_event(const std::string& event_id) const {
+        auto lease = shared_->borrow();
+        detail::sqlite_query q(lease.db(), k_find_event);
+        q.bind(1, event_id);
+        if (!q.step())
+            return std::nullopt;
+        return detail::sqlite_event_from_row(q);
+    }
+
+    // Blocks until the metadata is committed, in order with the appends queued before it.
+    void set_stream_metadata(const std::string& stream, stream_metadata meta) {
+        auto done = std::make_shared<weft::detail::future_state<void>>();
+        future<void> result(done);
+        enqueue(metadata_request{stream, meta, done});
+        result.get();
+    }
+    stream_metadata stream_metadata_of(const std::string& stream) const {
+        auto lease = shared_->borrow();
+        return read_metadata(lease.db(), stream).value_or(stream_metadata{});
+    }
+
+    // Queued behind the appends before it and committed like them; returns without waiting.
+    // load_snapshot sees it at once (a save that SQLite refuses is dropped: snapshots are a
+    // cache, the events are the truth).
+    void save_snapshot(snapshot snap) {
+        std::uint64_t seq = 0;
+        {
+            std::lock_guard lock(pending_mutex_);
+            seq = ++snapshot_seq_;
+            pending_snapshots_.insert_or_assign(snap.stream, pending_snapshot{seq, snap});
+        }
+        enqueue(snapshot_request{std::move(snap), seq});
+    }
+    std::optional<snapshot> load_snapshot(const std::string& stream) const {
+        {
+            std::lock_guard lock(pending_mutex_);
+            if (auto it = pending_snapshots_.find(stream); it != pending_snapshots_.end())
+                return it->second.snap;
+        }
+        auto lease = shared_->borrow();
+        detail::sqlite_query q(lease.db(), k_load_snapshot);
+        q.bind(1, stream);
+        if (!q.step())
+            return std::nullopt;
+        return snapshot{stream, static_cast<stream_version>(q.int64(0)),
+                        static_cast<int>(q.int64(1)), q.blob(2)};
+    }
+
+    const std::string& path() const noexcept { return shared_->path; }
+    // Write transactions committed so far by this store (appends share them: group commit).
+    std::uint64_t commits() const noexcept {
+        // relaxed: a statistic; it orders nothing.
+        return commits_.load(std::memory_order_relaxed);
+    }
+
+private:
+    struct append_request {
+        std::string stream;
+        expected_version expected;
+        std::vector<event_data> events;
+        std::shared_ptr<weft::detail::future_state<append_result>> done;
+    };
+    struct metadata_request {
+        std::string stream;
+        stream_metadata meta;
+        std::shared_ptr<weft::detail::future_state<void>> done;
+    };
+    struct snapshot_request {
+        snapshot snap;
+        std::uint64_t seq; // which save_snapshot call; a later one replaces the pending entry
+    };
+    using write_request = std::variant<append_request, metadata_request, snapshot_request>;
+
+    struct pending_snapshot {
+        std::uint64_t seq;
+        snapshot snap;
+    };
+
+    // The reader pool and the commit signal: shared with subscriptions, which may outlive the
+    // store (they keep reading the file; the closed signal ends them).
+    struct shared_state final : detail::log_source {
+        shared_state(std::string p, std::size_t readers, std::chrono::milliseconds busy)
+            : path(std::move(p)), max_readers(std::max<std::size_t>(readers, 1)),
+              busy_timeout(busy) {
+            idle.reserve(max_readers); // give_back, in a destructor, must not allocate
+        }
+
+        // A reader connection on loan; goes back to the pool when the lease ends.
+        class lease {
+        public:
+            lease(const shared_state& owner, std::unique_ptr<detail::sqlite_connection> db)
+                : owner_(owner), db_(std::move(db)) {}
+            lease(const lease&) = delete;
+            lease& operator=(const lease&) = delete;
+            ~lease() { owner_.give_back(std::move(db_)); }
+            detail::sqlite_connection& db() const noexcept { return *db_; }
+
+        private:
+            const shared_state& owner_;
+            std::unique_ptr<detail::sqlite_connection> db_;
+        };
+
+        // Blocks while all max_readers connections are on loan.
+        lease borrow() const {
+            std::unique_lock lock(pool_mutex);
+            for (;;) {
+                if (!idle.empty()) {
+                    auto db = std::move(idle.back());
+                    idle.pop_back();
+                    return lease(*this, std::move(db));
+                }
+                if (opened < max_readers)
+                    break;
+                pool_free.wait(lock);
+            }
+            ++opened;
+            lock.unlock();
+            try {
+                return lease(*this, open_reader());
+            } catch (...) {
+                lock.lock();
+                --opened;
+                lock.unlock();
+                pool_free.notify_one();
+                throw;
+            }
+        }
+        void give_back(std::unique_ptr<detail::sqlite_connection> db) const {
+            {
+                std::lock_guard lock(pool_mutex);
+                idle.push_back(std::move(db));
+            }
+            pool_free.notify_one();
+        }
+
+        std::vector<recorded_event> read_all(log_position from, std::size_t max) const override {
+            std::vector<recorded_event> out;
+            auto l = borrow();
+            detail::sqlite_query q(l.db(), k_read_all);
+            q.bind(1, detail::sqlite_clamp(from)).bind(2, detail::sqlite_clamp(max));
+            while (q.step())
+                out.push_back(detail::sqlite_event_from_row(q));
+            return out;
+        }
+
+        // Read-write, not read-only: a WAL reader may have to write the -shm index. query_only
+        // keeps it from writing the database.
+        std::unique_ptr<detail::sqlite_connection> open_reader() const {
+            auto db = std::make_unique<detail::sqlite_connection>(path, SQLITE_OPEN_READWRITE);
+            sqlite3_busy_timeout(db->handle(), static_cast<int>(busy_timeout.count()));
+            db->exec("PRAGMA query_only = 1");
+            return db;
+        }
+
+        const std::string path;
+        const std::size_t max_readers;
+        const std::chrono::milliseconds busy_timeout;
+        mutable std::mutex pool_mutex;
+        mutable std::condition_variable pool_free;
+        mutable std::vector<std::unique_ptr<detail::sqlite_connection>> idle;
+        mutable std::size_t opened = 0; // connections in idle or on loan
+    };
+
+    static constexpr const char* k_schema = R"sql(
+CREATE TABLE weft_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO weft_meta(key, value) VALUES ('format', 'weft-event-store'), ('schema_version', '1');
+CREATE TABLE events(
+    position INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    correlation_id TEXT NOT NULL,
+    causation_id TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    UNIQUE(stream, version));
+CREATE TABLE streams(
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    max_age_ms INTEGER,
+    truncate_before INTEGER);
+CREATE TABLE snapshots(
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload BLOB NOT NULL);
+)sql";
+    static constexpr int k_schema_version = 1;
+
+    static constexpr std::string_view k_read_all =
+        "SELECT position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at FROM events "
+        "WHERE position >= ?1 ORDER BY position LIMIT ?2";
+    static constexpr std::string_view k_read_stream_forward =
+        "SELECT position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at FROM events "
+        "WHERE stream = ?1 AND version >= ?2 AND version >= ?3 AND recorded_at >= ?4 "
+        "ORDER BY version";
+    static constexpr std::string_view k_read_stream_backward =
+        "SELECT position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at FROM events "
+        "WHERE stream = ?1 AND version <= ?2 AND version >= ?3 AND recorded_at >= ?4 "
+        "ORDER BY version DESC";
+    static constexpr std::string_view k_find_event =
+        "SELECT position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at FROM events WHERE event_id = ?1";
+    static constexpr std::string_view k_head = "SELECT max(position) FROM events";
+    static constexpr std::string_view k_version = "SELECT version FROM streams WHERE stream = ?1";
+    static constexpr std::string_view k_metadata =
+        "SELECT max_age_ms, truncate_before FROM streams WHERE stream = ?1";
+    static constexpr std::string_view k_load_snapshot =
+        "SELECT version, schema_version, payload FROM snapshots WHERE stream = ?1";
+    static constexpr std::string_view k_find_id =
+        "SELECT stream, version, position FROM events WHERE event_id = ?1";
+    static constexpr std::string_view k_insert_event =
+        "INSERT INTO events(position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    static constexpr std::string_view k_set_version =
+        "INSERT INTO streams(stream, version) VALUES (?1, ?2) "
+        "ON CONFLICT(stream) DO UPDATE SET version = excluded.version";
+    static constexpr std::string_view k_set_metadata =
+        "INSERT INTO streams(stream, version, max_age_ms, truncate_before) VALUES (?1, 0, ?2, ?3) "
+        "ON CONFLICT(stream) DO UPDATE SET max_age_ms = excluded.max_age_ms, "
+        "truncate_before = excluded.truncate_before";
+    static constexpr std::string_view k_save_snapshot =
+        "INSERT INTO snapshots(stream, version, schema_version, payload) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT(stream) DO UPDATE SET version = excluded.version, "
+        "schema_version = excluded.schema_version, payload = excluded.payload";
+
+    // ---- opening ----------------------------------------------------------------------------
+
+    static std::int64_t read_int(detail::sqlite_connection& db, std::string_view sql) {
+        detail::sqlite_query q(db, sql);
+        return q.step() ? q.int64(0) : 0;
+    }
+
+    // Checks that `db` holds a weft store this weft can read; false if it holds nothing at all
+    // (no schema objects: a new file). Only reads.
+    static bool check_store(detail::sqlite_connection& db, bool full_check) {
+        const std::string& path = db.path();
+        if (read_int(db, "SELECT count(*) FROM sqlite_master") == 0)
+            return false;
+        if (read_int(db, "SELECT count(*) FROM sqlite_master "
+                         "WHERE type = 'table' AND name = 'weft_meta'") == 0)
+            throw store_error("weft::es: " + path +
+                              " is not a weft event store (no weft_meta table)");
+        std::optional<std::string> format;
+        std::optional<std::string> version;
+        {
+            detail::sqlite_query q(db, "SELECT key, value FROM weft_meta");
+            while (q.step()) {
+                if (q.text(0) == "format")
+                    format = q.text(1);
+                else if (q.text(0) == "schema_version")
+                    version = q.text(1);
+            }
+        }
+        if (format != "weft-event-store")
+            throw store_error("weft::es: " + path +
+                              " is not a weft event store (weft_meta format is '" +
+                              format.value_or("") + "')");
+        const long long schema = version ? std::atoll(version->c_str()) : 0;
+        if (schema > k_schema_version)
+            throw store_error("weft::es: " + path + " has schema_version " + *version +
+                              ", newer than this weft reads (" + std::to_string(k_schema_version) +
+                              ")");
+        if (schema < 1)
+            throw store_error("weft::es: " + path + " has an invalid schema_version '" +
+                              version.value_or("") + "'");
+        // The cheap probe: walk to the end of each table and index (where a truncated file
+        // loses pages first) and read the last event whole.
+        read_int(db, "SELECT max(event_id) FROM events");
+        read_int(db, "SELECT max(stream) FROM events");
+        read_int(db, "SELECT max(stream) FROM streams");
+        read_int(db, "SELECT max(stream) FROM snapshots");
+        {
+            detail::sqlite_query q(db, "SELECT position, stream, version, event_id, type, "
+                                       "schema_version, payload, correlation_id, causation_id, "
+                                       "metadata, recorded_at FROM events "
+                                       "ORDER BY position DESC LIMIT 1");
+            if (q.step())
+                (void)detail::sqlite_event_from_row(q);
+        }
+        if (full_check) {
+            detail::sqlite_query q(db, "PRAGMA quick_check(1)");
+            if (q.step() && q.text(0) != "ok")
+                throw store_error("weft::es: " + path + " is corrupt (" + q.text(0) + ")");
+        }
+        return true;
+    }
+
+    // Looks before it writes: an existing file is inspected through a read-only connection, and
+    // the schema is created only in a database with nothing in it.
+    static std::unique_ptr<detail::sqlite_connection> open_writer(const std::string& path,
+                                                                  const sqlite_options& options) {
+        std::error_code ec;
+        bool is_store = false;
+        if (std::filesystem::exists(path, ec)) {
+            detail::sqlite_connection probe(path, SQLITE_OPEN_READONLY);
+            // A read-only connection never checkpoints, but say so: closing must not write.
+            sqlite3_db_config(probe.handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+            sqlite3_busy_timeout(probe.handle(), static_cast<int>(options.busy_timeout.count()));
+            is_store = check_store(probe, options.check_on_open);
+        }
+        auto db = std::make_unique<detail::sqlite_connection>(path, SQLITE_OPEN_READWRITE |
+                                                                        SQLITE_OPEN_CREATE);
+        sqlite3_busy_timeout(db->handle(), static_cast<int>(options.busy_timeout.count()));
+        if (!is_store) {
+            {
+                detail::sqlite_query q(*db, "PRAGMA journal_mode = WAL");
+                if (!q.step() || q.text(0) != "wal")
+                    throw store_error("weft::es: " + path + " cannot use WAL mode");
+            }
+            db->exec("BEGIN IMMEDIATE");
+            try {
+                // Another process may have created it since we looked.
+                if (read_int(*db, "SELECT count(*) FROM sqlite_master") == 0)
+                    db->exec(k_schema);
+                db->exec("COMMIT");
+            } catch (...) {
+                db->exec_quietly("ROLLBACK");
+                throw;
+            }
+            check_store(*db, false);
+        }
+        switch (options.durability) {
+        case durability::full:
+            db->exec("PRAGMA synchronous = FULL");
+            break;
+        case durability::normal:
+            db->exec("PRAGMA synchronous = NORMAL");
+            break;
+        case durability::off:
+            db->exec("PRAGMA synchronous = OFF");
+            break;
+        }
+        return db;
+    }
+
+    // ---- reads shared by the reader and writer connections ---------------------------------
+
+    static log_position read_head(detail::sqlite_connection& db) {
+        return static_cast<log_position>(read_int(db, k_head));
+    }
+    static stream_version read_version(detail::sqlite_connection& db, const std::string& stream) {
+        detail::sqlite_query q(db, k_version);
+        q.bind(1, stream);
+        return q.step() ? static_cast<stream_version>(q.int64(0)) : 0;
+    }
+    // Nothing if the stream has neither events nor metadata.
+    static std::optional<stream_metadata> read_metadata(detail::sqlite_connection& db,
+                                                        const std::string& stream) {
+        detail::sqlite_query q(db, k_metadata);
+        q.bind(1, stream);
+        if (!q.step())
+            return std::nullopt;
+        stream_metadata meta;
+        if (!q.is_null(0))
+            meta.max_age = std::chrono::milliseconds(q.int64(0));
+        if (!q.is_null(1))
+            meta.truncate_before = static_cast<stream_version>(q.int64(1));
+        return meta;
+    }
+
+    // ---- the writer -------------------------------------------------------------------------
+
+    // Caller-side checks that need no database: gives every event an id and rejects a batch
+    // that repeats an id within itself (memory_store's find_repeat does the same first).
+    static void prepare_batch(const std::string& stream, std::vector<event_data>& batch) {
+        std::unordered_set<std::string_view> seen;
+        for (event_data& d : batch) {
+            if (d.event_id.empty())
+                continue;
+            if (!seen.insert(d.event_id).second)
+                throw invalid_append("weft::es: event id " + d.event_id +
+                                     " appears twice in one batch for stream " + stream);
+        }
+        for (event_data& d : batch)
+            if (d.event_id.empty())
+                d.event_id = new_event_id();
+    }
+
+    void enqueue(write_request request) {
+        {
+            std::lock_guard lock(queue_mutex_);
+            if (stopping_)
+                throw store_error("weft::es: " + shared_->path + " is closing");
+            queue_.push_back(std::move(request));
+        }
+        queue_ready_.notify_one();
+    }
+
+    static std::size_t weight(const write_request& r) {
+        if (const auto* a = std::get_if<append_request>(&r))
+            return std::max<std::size_t>(a->events.size(), 1);
+        return 1;
+    }
+
+    // Takes everything queued (up to max_batch events) and commits it as one transaction.
+    // Returns when the store is closing and the queue is drained.
+    void write_loop() {
+        for (;;) {
+            std::vector<write_request> group;
+            {
+                std::unique_lock lock(queue_mutex_);
+                queue_ready_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+                if (queue_.empty())
+                    return;
+                std::size_t events = 0;
+                while (!queue_.empty() &&
+                       (group.empty() || events + weight(queue_.front()) <= options_.max_batch)) {
+                    events += weight(queue_.front());
+                    group.push_back(std::move(queue_.front()));
+                    queue_.pop_front();
+                }
+            }
+            write_group(group);
+        }
+    }
+
+    // What one request of a group came to; delivered only after the group's COMMIT.
+    struct outcome {
+        append_result result{};
+        std::exception_ptr error;
+    };
+
+    void write_group(std::vector<write_request>& group) noexcept {
+        detail::sqlite_connection& db = *writer_db_;
+        std::vector<outcome> outcomes(group.size());
+        log_position head = 0;
+        try {
+            db.exec("BEGIN IMMEDIATE");
+            // Read under the write lock: another process sharing the file may have appended.
+            head = read_head(db);
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                const log_position head_before = head;
+                db.exec("SAVEPOINT request");
+                try {
+                    apply(db, group[i], head, outcomes[i]);
+                    db.exec("RELEASE request");
+                } catch (...) {
+                    outcomes[i].error = std::current_exception();
+                    head = head_before;
+                    // Some errors (I/O, full disk) roll back the whole transaction: then the
+                    // requests before this one are lost too, and the group fails below.
+                    if (!db.in_transaction())
+                        throw;
+                    db.exec("ROLLBACK TO request");
+                    db.exec("RELEASE request");
+                }
+            }
+            db.exec("COMMIT");
+        } catch (...) {
+            const std::exception_ptr error = std::current_exception();
+            if (db.in_transaction())
+                db.exec_quietly("ROLLBACK");
+            // Nothing of the group is stored: every request fails (one rejected on its own
+            // keeps its own reason).
+            for (std::size_t i = 0; i < group.size(); ++i)
+                if (!outcomes[i].error)
+                    outcomes[i].error = error;
+            deliver(group, outcomes);
+            return;
+        }
+        // relaxed: a statistic; it orders nothing.
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        deliver(group, outcomes);
+        shared_->signal().publish(head);
+    }
+
+    void apply(detail::sqlite_connection& db, write_request& request, log_position& head,
+               outcome& out) {
+        if (auto* a = std::get_if<append_request>(&request)) {
+            out.result = apply_append(db, *a, head);
+        } else if (auto* m = std::get_if<metadata_request>(&request)) {
+            detail::sqlite_query q(db, k_set_metadata);
+            q.bind(1, m->stream);
+            if (m->meta.max_age)
+                q.bind(2, static_cast<std::int64_t>(m->meta.max_age->count()));
+            if (m->meta.truncate_before)
+                q.bind(3, detail::sqlite_clamp(*m->meta.truncate_before));
+            q.run();
+        } else {
+            const snapshot& s = std::get<snapshot_request>(request).snap;
+            detail::sqlite_query q(db, k_save_snapshot);
+            q.bind(1, s.stream).bind(2, detail::sqlite_clamp(s.version));
+            q.bind(3, std::int64_t{s.schema_version}).bind_blob(4, s.payload);
+            q.run();
+        }
+    }
+
+    append_result apply_append(detail::sqlite_connection& db, append_request& r,
+                               log_position& head) {
+        if (auto repeat = find_repeat(db, r.stream, r.events))
+            return *repeat;
+        const stream_version current = read_version(db, r.stream);
+        if (!r.expected.accepts(current))
+            return append_result{append_status::wrong_expected_version, current, 0, 0, false};
+        if (r.events.empty())
+            return append_result{append_status::ok, current, 0, 0, false};
+
+        const std::int64_t now = now_utc().time_since_epoch().count();
+        append_result result{append_status::ok, current, head + 1, 0, false};
+        detail::sqlite_query insert(db, k_insert_event);
+        for (const event_data& d : r.events) {
+            ++head;
+            ++result.version;
+            insert.bind(1, detail::sqlite_clamp(head)).bind(2, r.stream);
+            insert.bind(3, detail::sqlite_clamp(result.version)).bind(4, d.event_id);
+            insert.bind(5, d.type).bind(6, std::int64_t{d.schema_version});
+            insert.bind_blob(7, d.payload).bind(8, d.correlation_id).bind(9, d.causation_id);
+            insert.bind(10, d.metadata).bind(11, now);
+            insert.run();
+        }
+        detail::sqlite_query set_version(db, k_set_version);
+        set_version.bind(1, r.stream).bind(2, detail::sqlite_clamp(result.version));
+        set_version.run();
+        result.last_position = head;
+        return result;
+    }
+
+    // The first append's result if every id of `batch` is stored, as this stream's consecutive
+    // versions; nothing if none is; invalid_append otherwise (as memory_store).
+    static std::optional<append_result> find_repeat(detail::sqlite_connection& db,
+                                                    const std::string& stream,
+                                                    const std::vector<event_data>& batch) {
+        struct stored_at {
+            std::string stream;
+            stream_version version;
+            log_position position;
+        };
+        std::vector<stored_at> found;
+        detail::sqlite_query q(db, k_find_id);
+        for (const event_data& d : batch) {
+            q.bind(1, d.event_id);
+            if (q.step())
+                found.push_back(stored_at{q.text(0), static_cast<stream_version>(q.int64(1)),
+                                          static_cast<log_position>(q.int64(2))});
+            q.reset();
+        }
+        if (found.empty())
+            return std::nullopt;
+        if (found.size() != batch.size())
+            throw invalid_append("weft::es: batch for stream " + stream +
+                                 " repeats some stored event ids but not all");
+        for (std::size_t i = 0; i < found.size(); ++i)
+            if (found[i].stream != stream || found[i].version != found.front().version + i)
+                throw invalid_append("weft::es: event id " + batch[i].event_id +
+                                     " is already stored elsewhere than this batch of " + stream);
+        return append_result{append_status::ok, found.back().version, found.front().position,
+                             found.back().position, true};
+    }
+
+    // Completes each caller's future (after the COMMIT, or after the rollback of a failed
+    // group) and retires committed snapshots from the pending map.
+    void deliver(std::vector<write_request>& group, std::vector<outcome>& outcomes) noexcept {
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            outcome& o = outcomes[i];
+            if (auto* a = std::get_if<append_request>(&group[i])) {
+                if (o.error)
+                    a->done->set_exception(o.error);
+                else
+                    a->done->set_value(o.result);
+            } else if (auto* m = std::get_if<metadata_request>(&group[i])) {
+                if (o.error)
+                    m->done->set_exception(o.error);
+                else
+                    m->done->set_value();
+            } else {
+                // Stored or refused, it is no longer pending (a refused save leaves the older
+                // stored snapshot, which is still a correct one).
+                const auto& s = std::get<snapshot_request>(group[i]);
+                std::lock_guard lock(pending_mutex_);
+                auto it = pending_snapshots_.find(s.snap.stream);
+                if (it != pending_snapshots_.end() && it->second.seq == s.seq)
+                    pending_snapshots_.erase(it);
+            }
+        }
+    }
+
+    sqlite_options options_;
+    std::shared_ptr<shared_state> shared_;
+    std::unique_ptr<detail::sqlite_connection> writer_db_; // the writer thread's, once it runs
+
+    std::mutex queue_mutex_;
+    std::condition_variable queue_ready_;
+    std::deque<write_request> queue_;
+    bool stopping_ = false;
+
+    mutable std::mutex pending_mutex_;
+    std::unordered_map<std::string, pending_snapshot> pending_snapshots_;
+    std::uint64_t snapshot_seq_ = 0;
+
+    std::atomic<std::uint64_t> commits_{0};
+    std::thread writer_; // last: starts after everything it uses exists
+};
+
+static_assert(event_store<sqlite_store>);
+
+} // namespace weft::es

@@ -1,0 +1,13 @@
+# weft::es::sqlite_store tests; tests/CMakeLists.txt includes this file when weft::sqlite exists.
+#
+# es_sqlite_crash_child appends until it is killed; the crash test in es_sqlite_store_test
+# spawns it by the path given in WEFT_SQLITE_CRASH_CHILD.
+add_executable(es_sqlite_crash_child es_sqlite_crash_child.cpp)
+target_link_libraries(es_sqlite_crash_child PRIVATE weft::sqlite)
+weft_add_warnings(es_sqlite_crash_child)
+
+weft_add_test(es_sqlite_store_test es_sqlite_store_test.cpp)
+target_link_libraries(es_sqlite_store_test PRIVATE weft::sqlite)
+target_compile_definitions(es_sqlite_store_test PRIVATE
+    WEFT_SQLITE_CRASH_CHILD="$<TARGET_FILE:es_sqlite_crash_child>")
+add_dependencies(es_sqlite_store_test es_sqlite_crash_child)
