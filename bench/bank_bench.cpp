@@ -40,6 +40,7 @@
 //
 //   bank_bench --commands=10000000 --ask_commands=1000000 --benchmark_filter=^bank/
 //   bank_bench --idle_actors=100000 --benchmark_filter=^idle_actors/
+#include "bench_support.hpp"
 #include "peers/mutex_queue.hpp"
 
 #include <weft/actor.hpp>
@@ -735,50 +736,14 @@ void register_benchmarks() {
 #endif
 }
 
-// Takes our own --commands=N / --ask_commands=N / --idle_actors=N out of argv, so Google Benchmark
-// never sees them. False on a malformed value.
-bool parse_args(int& argc, char** argv) {
-    int kept = 1;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        std::int64_t* target = nullptr;
-        std::string_view value;
-        for (auto [flag, field] : {std::pair{std::string_view("--commands="), &g_commands},
-                                   std::pair{std::string_view("--ask_commands="), &g_ask_commands},
-                                   std::pair{std::string_view("--idle_actors="), &g_idle_actors}}) {
-            if (arg.starts_with(flag)) {
-                target = field;
-                value = arg.substr(flag.size());
-            }
-        }
-        if (!target) {
-            argv[kept++] = argv[i];
-            continue;
-        }
-        const auto [end, error] =
-            std::from_chars(value.data(), value.data() + value.size(), *target);
-        if (error != std::errc() || end != value.data() + value.size() || *target < 1 ||
-            *target > std::numeric_limits<std::int32_t>::max()) {
-            std::fprintf(stderr, "bank_bench: bad value in %s (want 1..%d)\n", argv[i],
-                         std::numeric_limits<std::int32_t>::max());
-            return false;
-        }
-    }
-    argc = kept;
-    argv[argc] = nullptr;
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
-    if (!parse_args(argc, argv))
+    constexpr std::int64_t most = std::numeric_limits<std::int32_t>::max();
+    if (!weft_bench::take_int_flags("bank_bench", argc, argv,
+                                    {{"--commands=", &g_commands, 1, most},
+                                     {"--ask_commands=", &g_ask_commands, 1, most},
+                                     {"--idle_actors=", &g_idle_actors, 1, most}}))
         return 1;
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv))
-        return 1;
-    register_benchmarks();
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return weft_bench::run_benchmarks(argc, argv, register_benchmarks);
 }

@@ -13,6 +13,7 @@
 // The argument is the number of items (round trips for pingpong) per iteration, small by
 // default for CI's smoke run; the figure is 10M items:
 //   channel_bench --items=10000000 --benchmark_filter=spsc
+#include "bench_support.hpp"
 #include "peers/mutex_queue.hpp"
 
 #include <weft/weft.hpp>
@@ -440,50 +441,14 @@ void register_benchmarks(const sizes& n) {
 #endif
 }
 
-// Takes our own --items=N / --trips=N out of argv, so Google Benchmark never sees them.
-// False on a malformed value.
-bool parse_sizes(int& argc, char** argv, sizes& n) {
-    int kept = 1;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        std::int64_t* target = nullptr;
-        std::string_view value;
-        for (auto [flag, field] : {std::pair{std::string_view("--items="), &n.items},
-                                   std::pair{std::string_view("--trips="), &n.trips}}) {
-            if (arg.starts_with(flag)) {
-                target = field;
-                value = arg.substr(flag.size());
-            }
-        }
-        if (!target) {
-            argv[kept++] = argv[i];
-            continue;
-        }
-        const auto [end, error] =
-            std::from_chars(value.data(), value.data() + value.size(), *target);
-        if (error != std::errc() || end != value.data() + value.size() || *target < 2 ||
-            *target > std::numeric_limits<int>::max()) {
-            std::fprintf(stderr, "channel_bench: bad value in %s (want 2..%d)\n", argv[i],
-                         std::numeric_limits<int>::max());
-            return false;
-        }
-    }
-    argc = kept;
-    argv[argc] = nullptr;
-    return true;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
     sizes n;
-    if (!parse_sizes(argc, argv, n))
+    constexpr std::int64_t most = std::numeric_limits<int>::max();
+    if (!weft_bench::take_int_flags(
+            "channel_bench", argc, argv,
+            {{"--items=", &n.items, 2, most}, {"--trips=", &n.trips, 2, most}}))
         return 1;
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv))
-        return 1;
-    register_benchmarks(n);
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return weft_bench::run_benchmarks(argc, argv, [&] { register_benchmarks(n); });
 }

@@ -34,6 +34,8 @@
 //
 //   scheduler_bench --fib=30 --benchmark_filter=^fib/
 //   scheduler_bench --skynet_rss_only=boost_fiber:2
+#include "bench_support.hpp"
+
 #include <weft/channel.hpp>
 #include <weft/spawn_blocking.hpp>
 #include <weft/task.hpp>
@@ -858,23 +860,17 @@ bool parse_args(int& argc, char** argv) {
     int kept = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
-        if (arg.starts_with("--skynet_rss_only=")) {
+        if (arg.starts_with("--skynet_rss_only="))
             g_skynet_rss_only = arg.substr(18);
-            continue;
-        }
-        if (!arg.starts_with("--fib=")) {
+        else
             argv[kept++] = argv[i];
-            continue;
-        }
-        const std::string_view value = arg.substr(6);
-        const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), g_fib);
-        if (error != std::errc() || end != value.data() + value.size() || g_fib < 2 || g_fib > 40) {
-            std::fprintf(stderr, "scheduler_bench: bad value in %s (want 2..40)\n", argv[i]);
-            return false;
-        }
     }
     argc = kept;
     argv[argc] = nullptr;
+    std::int64_t fib = g_fib;
+    if (!weft_bench::take_int_flags("scheduler_bench", argc, argv, {{"--fib=", &fib, 2, 40}}))
+        return false;
+    g_fib = static_cast<int>(fib);
     return true;
 }
 
@@ -900,12 +896,7 @@ int main(int argc, char** argv) {
         return 1;
 #endif
     }
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv))
-        return 1;
-    register_benchmarks();
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
+    const int status = weft_bench::run_benchmarks(argc, argv, register_benchmarks);
     release_shared_pools();
-    return 0;
+    return status;
 }

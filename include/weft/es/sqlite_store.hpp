@@ -788,7 +788,10 @@ CREATE TABLE snapshots(
             db.exec("BEGIN IMMEDIATE");
             // Read under the write lock: another process sharing the file may have appended.
             head = read_head(db);
-            for (std::size_t i = 0; i < group.size(); ++i) {
+            // A group of one needs no savepoint: its failure rolls back the transaction.
+            if (group.size() == 1)
+                apply(db, group[0], head, outcomes[0]);
+            for (std::size_t i = 0; group.size() > 1 && i < group.size(); ++i) {
                 const log_position head_before = head;
                 db.exec("SAVEPOINT request");
                 try {
