@@ -1,0 +1,563 @@
+// weft::es::projection_runner — keeps read models up to date from a store's global log: each
+// projection reads from its checkpoint (catch-up, in bulk), then follows new appends (live).
+// Many projections run side by side on the scheduler, each at its own pace (fan-out); one that
+// fails never holds up the others.
+//
+//   weft::es::projection_runner runner(sched, store);
+//   runner.add("balances", {.handle = [&](const weft::es::recorded_event& e) { ... }},
+//              {.partitioned = true});
+//   auto r = bank.handle("alice", deposit{5'00}).get();
+//   runner.wait_for("balances", r.position);     // read your own write
+//
+// Order: events of one stream are always handled in log order. A partitioned projection handles
+// events of different streams in parallel (a stream's partition is a hash of its id), so its
+// handler must be safe to call for different streams at once (keyed_read_model is); the
+// checkpoint then advances only past a batch every partition has finished.
+//
+// Failures: a handler that throws is tried again after a back-off that doubles (first_backoff
+// up to max_backoff), max_attempts times in all. Then, by policy, the event is parked in the
+// projection's dead letters (inspect with dead_letters(), retry with retry_dead_letters()) and
+// the projection goes on, or the projection stops in state `failed` with the error.
+//
+// Delivery: a projection_target with transactions (begin_batch/commit_batch, as
+// sqlite_read_model provides) commits its changes and its checkpoint together: each event takes
+// effect exactly once, also across a crash. A target without them (in-memory read models)
+// saves its checkpoint after the handler: after a restart from a saved checkpoint, or when a
+// stop cuts a batch short, some events may be handled again (at least once), so write such
+// handlers to be idempotent (set a balance from the event's version, skip versions already
+// seen).
+#pragma once
+
+#include "../scheduler.hpp"
+#include "../task.hpp"
+#include "../task_group.hpp"
+#include "../time.hpp"
+#include "store.hpp"
+#include "subscription.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace weft::es {
+
+enum class projection_state {
+    stopped,     // not running (never started, or stop() was called)
+    catching_up, // reading stored events it has not handled yet
+    live,        // handled everything stored when it last looked; waiting for new appends
+    failed,      // stopped by a handler's error (failure_policy::stop) or a checkpoint error
+};
+
+inline std::string_view to_string(projection_state s) noexcept {
+    switch (s) {
+    case projection_state::stopped:
+        return "stopped";
+    case projection_state::catching_up:
+        return "catching up";
+    case projection_state::live:
+        return "live";
+    case projection_state::failed:
+        return "failed";
+    }
+    return "?";
+}
+
+enum class failure_policy {
+    dead_letter, // park the event and go on
+    stop,        // stop the projection in state `failed`
+};
+
+struct projection_options {
+    bool partitioned = false;     // handle different streams in parallel (see above)
+    std::size_t partitions = 16;  // how many streams may be handled at once when partitioned
+    std::size_t batch = 512;      // events read, handled and checkpointed at a time
+    std::size_t max_attempts = 5; // tries per event (1: no retry)
+    std::chrono::milliseconds first_backoff{10}; // wait before the second try; doubles after
+    std::chrono::milliseconds max_backoff{1000};
+    failure_policy on_failure = failure_policy::dead_letter;
+};
+
+// What a projection does with an event, and where its checkpoint lives. Only `handle` is
+// required; a null checkpoint pair keeps the checkpoint in the runner's memory.
+struct projection_target {
+    std::function<void(const recorded_event&)> handle{}; // may throw: retried, see above
+    std::function<log_position()> load_checkpoint{};     // where to resume (called by add())
+    std::function<void(log_position)> save_checkpoint{}; // after a batch, without transactions
+    // Transactions: begin_batch before a batch, commit_batch(checkpoint) to commit the batch's
+    // changes and its checkpoint at once, rollback_batch when the batch is abandoned.
+    std::function<void()> begin_batch{};
+    std::function<void(log_position)> commit_batch{};
+    std::function<void()> rollback_batch{};
+    // For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
+    // from = 0) and store `from` as the checkpoint.
+    std::function<void(log_position from)> reset{};
+};
+
+struct dead_letter {
+    recorded_event event;
+    std::string error;        // the handler's last exception message
+    std::size_t attempts = 0; // how many times it was tried
+};
+
+struct projection_status {
+    std::string name;
+    projection_state state = projection_state::stopped;
+    log_position checkpoint = 0;          // every event up to here is handled (or parked)
+    std::uint64_t lag_events = 0;         // events in the store after the checkpoint
+    std::chrono::milliseconds lag_time{}; // age of the oldest of those (0: none)
+    std::uint64_t handled = 0;            // handler calls that succeeded
+    std::uint64_t retries = 0;            // handler calls that threw and were tried again
+    std::size_t dead_letters = 0;
+    std::string error; // failed: why
+};
+
+// A projection name that is unknown or added twice, rebuild without reset, and the like.
+class projection_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+template <event_store S>
+class projection_runner {
+public:
+    projection_runner(scheduler& sched, S& store) : scheduler_(sched), store_(store) {}
+    projection_runner(const projection_runner&) = delete;
+    projection_runner& operator=(const projection_runner&) = delete;
+    // Stops every projection (each finishes the event it is handling; see stop()).
+    ~projection_runner() { stop_all(); }
+
+    // Adds the projection `name` and starts it from its checkpoint (target.load_checkpoint(),
+    // or 0). Throws projection_error if the name is taken or the target has no handler.
+    void add(std::string name, projection_target target, projection_options options = {}) {
+        if (!target.handle)
+            throw projection_error("weft::es: projection " + name + " has no handler");
+        auto p = std::make_shared<projection>();
+        p->name = name;
+        p->target = std::move(target);
+        p->options = std::move(options);
+        p->options.partitions = std::max<std::size_t>(p->options.partitions, 1);
+        p->options.batch = std::max<std::size_t>(p->options.batch, 1);
+        p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
+        p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
+        {
+            std::lock_guard lock(mutex_);
+            if (!projections_.emplace(name, p).second)
+                throw projection_error("weft::es: projection " + name + " added twice");
+        }
+        start(name);
+    }
+
+    // Starts a stopped (or failed) projection from its checkpoint. No effect if it runs.
+    void start(const std::string& name) {
+        std::shared_ptr<projection> p = find(name);
+        std::lock_guard lock(p->mutex);
+        if (p->running)
+            return;
+        p->running = true;
+        p->stop_requested = false;
+        p->error.clear();
+        p->state = projection_state::catching_up;
+        scheduler_.spawn(run(p));
+    }
+
+    // Stops the projection and waits until it has: the batch in hand is finished (and
+    // checkpointed) unless a handler is between retries, in which case the batch is abandoned
+    // (rolled back, or handled again after a restart). Call it from a thread, not a task.
+    void stop(const std::string& name) { stop(*find(name)); }
+    void stop_all() {
+        std::vector<std::shared_ptr<projection>> all;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& [name, p] : projections_)
+                all.push_back(p);
+        }
+        for (auto& p : all)
+            stop(*p);
+    }
+
+    // Empties the read model (target.reset(from)) and handles the log again from position
+    // `from` + 1, while appends go on. Dead letters are cleared (they will be met again).
+    void rebuild(const std::string& name, log_position from = 0) {
+        std::shared_ptr<projection> p = find(name);
+        if (!p->target.reset)
+            throw projection_error("weft::es: projection " + name +
+                                   " cannot be rebuilt: its target has no reset");
+        stop(*p);
+        p->target.reset(from);
+        {
+            std::lock_guard lock(p->mutex);
+            p->checkpoint = from;
+            p->dead.clear();
+        }
+        start(name);
+    }
+
+    // Blocks until the projection has handled the log up to `position` (true), or is stopped
+    // or failed, or `timeout` passes (false). Give it the position an append returned to read
+    // your own write.
+    template <class Rep = std::int64_t, class Period = std::ratio<1>>
+    bool wait_for(const std::string& name, log_position position,
+                  std::chrono::duration<Rep, Period> timeout = std::chrono::hours(24 * 365)) {
+        std::shared_ptr<projection> p = find(name);
+        const auto deadline = deadline_after(timeout);
+        for (;;) {
+            const std::uint64_t epoch = p->progress.wake_epoch(); // before the checks
+            if (std::optional<bool> done = reached(*p, position))
+                return *done;
+            if (std::chrono::steady_clock::now() >= deadline)
+                return false;
+            p->progress.wait_until(position, epoch, deadline);
+        }
+    }
+    // wait_for in a task: suspends the task, not its worker.
+    template <class Rep = std::int64_t, class Period = std::ratio<1>>
+    task<bool>
+    async_wait_for(std::string name, log_position position,
+                   std::chrono::duration<Rep, Period> timeout = std::chrono::hours(24 * 365)) {
+        std::shared_ptr<projection> p = find(name);
+        const auto deadline = deadline_after(timeout);
+        for (;;) {
+            const std::uint64_t epoch = p->progress.wake_epoch();
+            if (std::optional<bool> done = reached(*p, position))
+                co_return *done;
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline)
+                co_return false;
+            const auto poll = std::min<std::chrono::steady_clock::duration>(deadline - now, k_poll);
+            co_await p->progress.async_wait(position, epoch, poll);
+        }
+    }
+
+    projection_status status(const std::string& name) const {
+        std::shared_ptr<projection> p = find(name);
+        projection_status s;
+        {
+            std::lock_guard lock(p->mutex);
+            s.name = p->name;
+            s.state = p->state;
+            s.checkpoint = p->checkpoint;
+            s.handled = p->handled;
+            s.retries = p->retries;
+            s.dead_letters = p->dead.size();
+            s.error = p->error;
+        }
+        const log_position head = store_.head_position();
+        s.lag_events = head > s.checkpoint ? head - s.checkpoint : 0;
+        if (s.lag_events > 0) {
+            std::vector<recorded_event> oldest = store_.read_all(s.checkpoint + 1, 1);
+            if (!oldest.empty())
+                s.lag_time = std::max(std::chrono::milliseconds(0),
+                                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          now_utc() - oldest.front().recorded_at));
+        }
+        return s;
+    }
+
+    std::vector<dead_letter> dead_letters(const std::string& name) const {
+        std::shared_ptr<projection> p = find(name);
+        std::lock_guard lock(p->mutex);
+        return p->dead;
+    }
+
+    // Runs the handler once more on each dead letter (on the calling thread, outside any
+    // batch transaction), in order; those that succeed leave the list. Returns how many did.
+    // Meant for after the cause is fixed; with a transactional target, the handler's writes
+    // here are the target's own business.
+    std::size_t retry_dead_letters(const std::string& name) {
+        std::shared_ptr<projection> p = find(name);
+        std::vector<dead_letter> parked;
+        {
+            std::lock_guard lock(p->mutex);
+            parked.swap(p->dead);
+        }
+        std::size_t fixed = 0;
+        std::vector<dead_letter> still;
+        for (dead_letter& d : parked) {
+            try {
+                p->target.handle(d.event);
+                ++fixed;
+            } catch (const std::exception& e) {
+                d.error = e.what();
+                ++d.attempts;
+                still.push_back(std::move(d));
+            } catch (...) {
+                d.error = "unknown exception";
+                ++d.attempts;
+                still.push_back(std::move(d));
+            }
+        }
+        std::lock_guard lock(p->mutex);
+        still.insert(still.end(), std::make_move_iterator(p->dead.begin()),
+                     std::make_move_iterator(p->dead.end()));
+        p->dead = std::move(still);
+        return fixed;
+    }
+
+    std::vector<std::string> names() const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> out;
+        for (const auto& [name, p] : projections_)
+            out.push_back(name);
+        return out;
+    }
+
+private:
+    static constexpr std::chrono::milliseconds k_poll{100};
+
+    struct projection {
+        std::string name;
+        projection_target target;
+        projection_options options;
+        detail::commit_signal progress; // publishes the checkpoint, for wait_for
+
+        mutable std::mutex mutex; // guards everything below
+        std::condition_variable finished;
+        projection_state state = projection_state::stopped;
+        bool running = false; // a run() task exists
+        bool stop_requested = false;
+        subscription* reading = nullptr; // run()'s subscription, closed by stop()
+        log_position checkpoint = 0;
+        std::uint64_t handled = 0;
+        std::uint64_t retries = 0;
+        std::vector<dead_letter> dead;
+        std::string error;
+    };
+
+    enum class outcome { handled, failed, abandoned };
+
+    std::shared_ptr<projection> find(const std::string& name) const {
+        std::lock_guard lock(mutex_);
+        auto it = projections_.find(name);
+        if (it == projections_.end())
+            throw projection_error("weft::es: no projection named " + name);
+        return it->second;
+    }
+
+    template <class Rep, class Period>
+    static std::chrono::steady_clock::time_point
+    deadline_after(std::chrono::duration<Rep, Period> timeout) {
+        const auto now = std::chrono::steady_clock::now();
+        const auto most = std::chrono::steady_clock::time_point::max() - now;
+        const auto d = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::min<std::chrono::duration<double>>(timeout, most));
+        return now + d;
+    }
+
+    // true: reached; false: will not be (stopped/failed); nullopt: keep waiting.
+    static std::optional<bool> reached(projection& p, log_position position) {
+        std::lock_guard lock(p.mutex);
+        if (p.checkpoint >= position)
+            return true;
+        if (!p.running)
+            return false;
+        return std::nullopt;
+    }
+
+    void stop(projection& p) {
+        std::unique_lock lock(p.mutex);
+        if (!p.running)
+            return;
+        p.stop_requested = true;
+        if (p.reading)
+            p.reading->close();
+        p.finished.wait(lock, [&] { return !p.running; });
+    }
+
+    bool stop_requested(projection& p) const {
+        std::lock_guard lock(p.mutex);
+        return p.stop_requested;
+    }
+
+    // The projection's life on the scheduler: read a batch, handle it, checkpoint, repeat.
+    task<void> run(std::shared_ptr<projection> p) {
+        log_position from = 0;
+        {
+            std::lock_guard lock(p->mutex);
+            from = p->checkpoint + 1;
+        }
+        subscription sub = store_.subscribe_all(from);
+        {
+            std::lock_guard lock(p->mutex);
+            p->reading = &sub;
+            if (p->stop_requested)
+                sub.close();
+        }
+        bool failed = false;
+        for (;;) {
+            std::vector<recorded_event> batch = co_await sub.async_next(p->options.batch);
+            if (batch.empty() || stop_requested(*p))
+                break; // closed: stopped, or the store is gone (nothing of this batch done)
+            {
+                std::lock_guard lock(p->mutex);
+                p->state = batch.back().position >= store_.head_position()
+                               ? projection_state::live
+                               : projection_state::catching_up;
+            }
+            const outcome o = co_await handle_batch(*p, batch);
+            if (o == outcome::failed) {
+                failed = true;
+                break;
+            }
+            if (o == outcome::abandoned)
+                break;
+        }
+        {
+            std::lock_guard lock(p->mutex);
+            p->reading = nullptr;
+            p->state = failed ? projection_state::failed : projection_state::stopped;
+            p->running = false;
+        }
+        p->finished.notify_all();
+        p->progress.wake_all(); // wait_for callers see it is no longer running
+    }
+
+    task<outcome> handle_batch(projection& p, const std::vector<recorded_event>& batch) {
+        const projection_target& t = p.target;
+        log_position done = 0; // the batch's events up to here are handled
+        {
+            std::lock_guard lock(p.mutex);
+            done = p.checkpoint;
+        }
+        outcome result = outcome::handled;
+        try {
+            if (t.begin_batch)
+                t.begin_batch();
+        } catch (const std::exception& e) {
+            co_return fail(p, std::string("begin_batch failed: ") + e.what());
+        }
+        if (!p.options.partitioned || p.options.partitions == 1) {
+            for (const recorded_event& e : batch) {
+                result = co_await handle_event(p, e);
+                if (result != outcome::handled)
+                    break;
+                done = e.position;
+            }
+        } else {
+            // Streams to partitions, each partition in log order; all partitions in parallel.
+            std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
+            for (const recorded_event& e : batch)
+                parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
+            std::vector<outcome> outcomes(parts.size(), outcome::handled);
+            std::vector<log_position> first_bad(parts.size(), 0);
+            task_group group(scheduler_);
+            for (std::size_t i = 0; i < parts.size(); ++i) {
+                if (parts[i].empty())
+                    continue;
+                group.spawn([this, &p, &parts, &outcomes, &first_bad, i]() -> task<void> {
+                    for (const recorded_event* e : parts[i]) {
+                        const outcome o = co_await handle_event(p, *e);
+                        if (o != outcome::handled) {
+                            outcomes[i] = o;
+                            first_bad[i] = e->position;
+                            co_return;
+                        }
+                    }
+                });
+            }
+            co_await group.wait();
+            done = batch.back().position;
+            for (std::size_t i = 0; i < parts.size(); ++i) {
+                if (outcomes[i] == outcome::handled)
+                    continue;
+                // Later events of other partitions were handled too: they will be handled
+                // again after a restart (partitioned targets are at-least-once).
+                if (outcomes[i] == outcome::failed || result == outcome::handled)
+                    result = outcomes[i];
+                done = std::min(done, first_bad[i] - 1);
+            }
+        }
+        if (result == outcome::abandoned && t.rollback_batch) {
+            try {
+                t.rollback_batch();
+            } catch (...) {
+                // Abandoning anyway: nothing of this batch is committed.
+            }
+            co_return result;
+        }
+        try {
+            if (t.commit_batch)
+                t.commit_batch(done);
+            else if (t.save_checkpoint)
+                t.save_checkpoint(done);
+        } catch (const std::exception& e) {
+            if (t.rollback_batch) {
+                try {
+                    t.rollback_batch();
+                } catch (...) {
+                }
+            }
+            co_return fail(p, std::string("checkpoint at ") + std::to_string(done) +
+                                  " failed: " + e.what());
+        }
+        {
+            std::lock_guard lock(p.mutex);
+            p.checkpoint = std::max(p.checkpoint, done);
+        }
+        p.progress.publish(done);
+        co_return result;
+    }
+
+    outcome fail(projection& p, std::string why) {
+        std::lock_guard lock(p.mutex);
+        p.error = "projection " + p.name + ": " + std::move(why);
+        return outcome::failed;
+    }
+
+    // One event, with retries. handled: done or parked; failed: policy stop; abandoned: a
+    // stop came while waiting to retry.
+    task<outcome> handle_event(projection& p, const recorded_event& e) {
+        auto backoff = p.options.first_backoff;
+        for (std::size_t attempt = 1;; ++attempt) {
+            std::string error;
+            try {
+                p.target.handle(e);
+                std::lock_guard lock(p.mutex);
+                ++p.handled;
+                co_return outcome::handled;
+            } catch (const std::exception& x) {
+                error = x.what();
+            } catch (...) {
+                error = "unknown exception";
+            }
+            if (attempt >= p.options.max_attempts) {
+                if (p.options.on_failure == failure_policy::dead_letter) {
+                    std::lock_guard lock(p.mutex);
+                    p.dead.push_back(dead_letter{e, std::move(error), attempt});
+                    co_return outcome::handled;
+                }
+                co_return fail(p, "event at position " + std::to_string(e.position) + " (" +
+                                      e.type + " in " + e.stream + "@" + std::to_string(e.version) +
+                                      ") failed " + std::to_string(attempt) + " times: " + error);
+            }
+            {
+                std::lock_guard lock(p.mutex);
+                ++p.retries;
+            }
+            co_await sleep_for(backoff);
+            backoff = std::min(backoff * 2, p.options.max_backoff);
+            if (stop_requested(p))
+                co_return outcome::abandoned;
+        }
+    }
+
+    scheduler& scheduler_;
+    S& store_;
+    mutable std::mutex mutex_;
+    std::map<std::string, std::shared_ptr<projection>> projections_;
+};
+
+} // namespace weft::es
