@@ -97,7 +97,10 @@ public:
         return it == log_->streams.end() ? 0 : it->second.positions.size();
     }
 
-    subscription subscribe_all(log_position from) { return subscription(log_, from); }
+    // No polling: only this process appends, and every append wakes its readers.
+    subscription subscribe_all(log_position from) {
+        return subscription(log_, from, std::chrono::steady_clock::duration::zero());
+    }
 
     std::optional<recorded_event> find_event(const std::string& event_id) const {
         std::shared_lock lock(log_->mutex);

@@ -36,6 +36,7 @@
 #include "subscription.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -200,6 +201,7 @@ public:
         p->target.reset(from);
         {
             std::lock_guard lock(p->mutex);
+            p->progress_base += p->checkpoint; // progress's head never goes back: see there
             p->checkpoint = from;
             p->dead.clear();
         }
@@ -216,11 +218,12 @@ public:
         const auto deadline = deadline_after(timeout);
         for (;;) {
             const std::uint64_t epoch = p->progress.wake_epoch(); // before the checks
-            if (std::optional<bool> done = reached(*p, position))
+            log_position want = 0;
+            if (std::optional<bool> done = reached(*p, position, want))
                 return *done;
             if (std::chrono::steady_clock::now() >= deadline)
                 return false;
-            p->progress.wait_until(position, epoch, deadline);
+            p->progress.wait_until(want, epoch, deadline);
         }
     }
     // wait_for in a task: suspends the task, not its worker.
@@ -232,13 +235,13 @@ public:
         const auto deadline = deadline_after(timeout);
         for (;;) {
             const std::uint64_t epoch = p->progress.wake_epoch();
-            if (std::optional<bool> done = reached(*p, position))
+            log_position want = 0;
+            if (std::optional<bool> done = reached(*p, position, want))
                 co_return *done;
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline)
                 co_return false;
-            const auto poll = std::min<std::chrono::steady_clock::duration>(deadline - now, k_poll);
-            co_await p->progress.async_wait(position, epoch, poll);
+            co_await p->progress.async_wait(want, epoch, deadline - now);
         }
     }
 
@@ -250,8 +253,9 @@ public:
             s.name = p->name;
             s.state = p->state;
             s.checkpoint = p->checkpoint;
-            s.handled = p->handled;
-            s.retries = p->retries;
+            // relaxed: statistics; no other data is read through them.
+            s.handled = p->handled.load(std::memory_order_relaxed);
+            s.retries = p->retries.load(std::memory_order_relaxed);
             s.dead_letters = p->dead.size();
             s.error = p->error;
         }
@@ -316,24 +320,26 @@ public:
     }
 
 private:
-    static constexpr std::chrono::milliseconds k_poll{100};
-
     struct projection {
         std::string name;
         projection_target target;
         projection_options options;
-        detail::commit_signal progress; // publishes the checkpoint, for wait_for
+        // Publishes progress_base + checkpoint, for wait_for. Its head only rises, so a rebuild,
+        // which takes the checkpoint back, adds the old checkpoint to progress_base: else
+        // waits for positions below the old checkpoint would return at once, and spin.
+        detail::commit_signal progress;
 
-        mutable std::mutex mutex; // guards everything below
+        mutable std::mutex mutex; // guards everything below but the two counters
         std::condition_variable finished;
         projection_state state = projection_state::stopped;
         bool running = false; // a run() task exists
         bool stop_requested = false;
         subscription* reading = nullptr; // run()'s subscription, closed by stop()
         log_position checkpoint = 0;
-        std::uint64_t handled = 0;
-        std::uint64_t retries = 0;
+        log_position progress_base = 0;
         std::vector<dead_letter> dead;
+        std::atomic<std::uint64_t> handled{0}; // counters, outside the mutex
+        std::atomic<std::uint64_t> retries{0};
         std::string error;
     };
 
@@ -357,9 +363,11 @@ private:
         return now + d;
     }
 
-    // true: reached; false: will not be (stopped/failed); nullopt: keep waiting.
-    static std::optional<bool> reached(projection& p, log_position position) {
+    // true: reached; false: will not be (stopped/failed); nullopt: keep waiting, for progress
+    // to reach `want`.
+    static std::optional<bool> reached(projection& p, log_position position, log_position& want) {
         std::lock_guard lock(p.mutex);
+        want = p.progress_base + position;
         if (p.checkpoint >= position)
             return true;
         if (!p.running)
@@ -398,6 +406,13 @@ private:
         }
         bool failed = false;
         for (;;) {
+            {
+                // Everything stored is handled: from here on it waits for appends, i.e. live
+                // (else a start at the head, or on an empty store, read "catching up" forever).
+                std::lock_guard lock(p->mutex);
+                if (sub.position() > store_.head_position())
+                    p->state = projection_state::live;
+            }
             std::vector<recorded_event> batch = co_await sub.async_next(p->options.batch);
             if (batch.empty() || stop_requested(*p))
                 break; // closed: stopped, or the store is gone (nothing of this batch done)
@@ -441,9 +456,11 @@ private:
         }
         if (!p.options.partitioned || p.options.partitions == 1) {
             for (const recorded_event& e : batch) {
-                result = co_await handle_event(p, e);
-                if (result != outcome::handled)
-                    break;
+                if (std::optional<std::string> error = try_handle(p, e)) {
+                    result = co_await retry_event(p, e, std::move(*error));
+                    if (result != outcome::handled)
+                        break;
+                }
                 done = e.position;
             }
         } else {
@@ -459,7 +476,10 @@ private:
                     continue;
                 group.spawn([this, &p, &parts, &outcomes, &first_bad, i]() -> task<void> {
                     for (const recorded_event* e : parts[i]) {
-                        const outcome o = co_await handle_event(p, *e);
+                        std::optional<std::string> error = try_handle(p, *e);
+                        if (!error)
+                            continue;
+                        const outcome o = co_await retry_event(p, *e, std::move(*error));
                         if (o != outcome::handled) {
                             outcomes[i] = o;
                             first_bad[i] = e->position;
@@ -503,11 +523,13 @@ private:
             co_return fail(p, std::string("checkpoint at ") + std::to_string(done) +
                                   " failed: " + e.what());
         }
+        log_position published = 0;
         {
             std::lock_guard lock(p.mutex);
             p.checkpoint = std::max(p.checkpoint, done);
+            published = p.progress_base + p.checkpoint;
         }
-        p.progress.publish(done);
+        p.progress.publish(published);
         co_return result;
     }
 
@@ -517,21 +539,32 @@ private:
         return outcome::failed;
     }
 
-    // One event, with retries. handled: done or parked; failed: policy stop; abandoned: a
-    // stop came while waiting to retry.
-    task<outcome> handle_event(projection& p, const recorded_event& e) {
+    // One try of the handler: nothing, or the error. A plain call, not a task, so the usual
+    // case costs no coroutine frame (and a long batch does not nest resumptions on the stack
+    // where the compiler does not make symmetric transfer a tail call, as g++ at -O0).
+    static std::optional<std::string> try_handle(projection& p, const recorded_event& e) {
+        try {
+            p.target.handle(e);
+            // relaxed: a statistic, read by status() under no ordering.
+            p.handled.fetch_add(1, std::memory_order_relaxed);
+            return std::nullopt;
+        } catch (const std::exception& x) {
+            return std::string(x.what());
+        } catch (...) {
+            return std::string("unknown exception");
+        }
+    }
+
+    // The event failed its first try with `error`: retry it with back-off. handled: done or
+    // parked; failed: policy stop; abandoned: a stop came while waiting to retry.
+    task<outcome> retry_event(projection& p, const recorded_event& e, std::string error) {
         auto backoff = p.options.first_backoff;
         for (std::size_t attempt = 1;; ++attempt) {
-            std::string error;
-            try {
-                p.target.handle(e);
-                std::lock_guard lock(p.mutex);
-                ++p.handled;
-                co_return outcome::handled;
-            } catch (const std::exception& x) {
-                error = x.what();
-            } catch (...) {
-                error = "unknown exception";
+            if (attempt > 1) {
+                std::optional<std::string> again = try_handle(p, e);
+                if (!again)
+                    co_return outcome::handled;
+                error = std::move(*again);
             }
             if (attempt >= p.options.max_attempts) {
                 if (p.options.on_failure == failure_policy::dead_letter) {
@@ -543,10 +576,8 @@ private:
                                       e.type + " in " + e.stream + "@" + std::to_string(e.version) +
                                       ") failed " + std::to_string(attempt) + " times: " + error);
             }
-            {
-                std::lock_guard lock(p.mutex);
-                ++p.retries;
-            }
+            // relaxed: a statistic, as handled.
+            p.retries.fetch_add(1, std::memory_order_relaxed);
             co_await sleep_for(backoff);
             backoff = std::min(backoff * 2, p.options.max_backoff);
             if (stop_requested(p))

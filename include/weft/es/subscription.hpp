@@ -11,7 +11,8 @@
 // next() blocks until at least one event is there; a batch holds at most `max` events, in
 // position order. close() (from any thread) or destroying the store ends the subscription: a
 // waiting next() returns an empty batch. Appends made by another process to the same file are
-// seen within `poll_interval` (in-process appends wake readers at once).
+// seen within `poll_interval` (in-process appends wake readers at once); a store no other
+// process can append to (memory_store) gives zero: no polling.
 #pragma once
 
 #include "../detail/timer_service.hpp"
@@ -92,7 +93,7 @@ public:
     }
 
     // Completes when the head reaches `want`, the signal is closed, wake_all() runs after
-    // `epoch` was read, or after `poll`.
+    // `epoch` was read, or after `poll` (never, if `poll` is zero or less).
     future<void> async_wait(log_position want, std::uint64_t epoch,
                             std::chrono::steady_clock::duration poll) {
         auto w = std::make_shared<async_waiter>();
@@ -106,8 +107,9 @@ public:
             std::erase_if(async_waiters_, [](const auto& x) { return x->finished(); });
             async_waiters_.push_back(w);
         }
-        weft::detail::timer_service::instance().schedule(std::chrono::steady_clock::now() + poll,
-                                                         [w] { w->complete(); });
+        if (poll > std::chrono::steady_clock::duration::zero())
+            w->set_timer(weft::detail::timer_service::instance().schedule(
+                std::chrono::steady_clock::now() + poll, [w] { w->complete(); }));
         return result;
     }
 
@@ -117,11 +119,26 @@ private:
         std::shared_ptr<weft::detail::future_state<void>> state =
             std::make_shared<weft::detail::future_state<void>>();
         std::atomic<bool> done{false};
+        std::atomic<weft::detail::timer_service::timer_id> timer{0}; // its poll timer, if any
+
         void complete() {
             // acq_rel: exactly one of the racing completers sets the value.
-            if (!done.exchange(true, std::memory_order_acq_rel))
-                state->set_value();
+            if (done.exchange(true, std::memory_order_acq_rel))
+                return;
+            state->set_value();
+            // acquire: pairs with set_timer's release. A timer set after this is cancelled
+            // there; one already running or run is harmless (complete() is once).
+            if (auto id = timer.exchange(k_no_timer, std::memory_order_acq_rel); id != 0)
+                weft::detail::timer_service::instance().cancel(id);
         }
+        void set_timer(weft::detail::timer_service::timer_id id) {
+            // acq_rel: publishes the id to complete(); if complete() ran first (k_no_timer is
+            // there), the timer is not needed any more.
+            if (timer.exchange(id, std::memory_order_acq_rel) == k_no_timer)
+                weft::detail::timer_service::instance().cancel(id);
+        }
+        static constexpr weft::detail::timer_service::timer_id k_no_timer =
+            ~weft::detail::timer_service::timer_id{0};
         bool finished() const noexcept {
             // relaxed: only prunes the list; a stale false keeps an entry one round longer.
             return done.load(std::memory_order_relaxed);
@@ -232,8 +249,11 @@ private:
             const auto now = std::chrono::steady_clock::now();
             if (now >= deadline)
                 return {};
-            const auto poll_end = now + s.poll_interval;
-            s.source->signal().wait_until(s.next, epoch, std::min(deadline, poll_end));
+            auto until = deadline;
+            if (s.poll_interval > std::chrono::steady_clock::duration::zero() &&
+                deadline - now > s.poll_interval)
+                until = now + s.poll_interval;
+            s.source->signal().wait_until(s.next, epoch, until);
         }
     }
 
