@@ -11,3 +11,16 @@ target_link_libraries(es_sqlite_store_test PRIVATE weft::sqlite)
 target_compile_definitions(es_sqlite_store_test PRIVATE
     WEFT_SQLITE_CRASH_CHILD="$<TARGET_FILE:es_sqlite_crash_child>")
 add_dependencies(es_sqlite_store_test es_sqlite_crash_child)
+
+# weft::es::sqlite_read_model tests. es_projection_crash_child projects a store into a read
+# model until it is killed; the crash test in es_sqlite_read_model_test spawns it by the path
+# given in WEFT_PROJECTION_CRASH_CHILD.
+add_executable(es_projection_crash_child es_projection_crash_child.cpp)
+target_link_libraries(es_projection_crash_child PRIVATE weft::sqlite)
+weft_add_warnings(es_projection_crash_child)
+
+weft_add_test(es_sqlite_read_model_test es_sqlite_read_model_test.cpp)
+target_link_libraries(es_sqlite_read_model_test PRIVATE weft::sqlite)
+target_compile_definitions(es_sqlite_read_model_test PRIVATE
+    WEFT_PROJECTION_CRASH_CHILD="$<TARGET_FILE:es_projection_crash_child>")
+add_dependencies(es_sqlite_read_model_test es_projection_crash_child)
