@@ -277,12 +277,19 @@ public:
         return p->dead;
     }
 
-    // Runs the handler once more on each dead letter (on the calling thread, outside any
-    // batch transaction), in order; those that succeed leave the list. Returns how many did.
-    // Meant for after the cause is fixed; with a transactional target, the handler's writes
-    // here are the target's own business.
+    // Runs the handler once more on each dead letter (on the calling thread), in order; those
+    // that succeed leave the list. Returns how many did. Meant for after the cause is fixed.
+    // A running projection is stopped for it and started again afterwards, so the retries
+    // never join (or get rolled back with) a batch in progress; call it from a thread.
     std::size_t retry_dead_letters(const std::string& name) {
         std::shared_ptr<projection> p = find(name);
+        bool was_running = false;
+        {
+            std::lock_guard lock(p->mutex);
+            was_running = p->running;
+        }
+        if (was_running)
+            stop(*p);
         std::vector<dead_letter> parked;
         {
             std::lock_guard lock(p->mutex);
@@ -304,10 +311,14 @@ public:
                 still.push_back(std::move(d));
             }
         }
-        std::lock_guard lock(p->mutex);
-        still.insert(still.end(), std::make_move_iterator(p->dead.begin()),
-                     std::make_move_iterator(p->dead.end()));
-        p->dead = std::move(still);
+        {
+            std::lock_guard lock(p->mutex);
+            still.insert(still.end(), std::make_move_iterator(p->dead.begin()),
+                         std::make_move_iterator(p->dead.end()));
+            p->dead = std::move(still);
+        }
+        if (was_running)
+            start(name);
         return fixed;
     }
 

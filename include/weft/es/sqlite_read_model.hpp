@@ -1,0 +1,653 @@
+// weft::es::sqlite_read_model — read models as tables in a SQLite file, kept by a
+// projection_runner. A projection's changes and its checkpoint commit in one transaction, so
+// each event takes effect exactly once, also across a crash (kill -9, power loss with the
+// default durability): after a restart the projection resumes from the checkpoint that was
+// committed with the last changes that were.
+//
+//   weft::es::sqlite_read_model model("/var/lib/bank/views.db");
+//   model.write([](weft::es::sql_connection& db) {
+//       db.exec("CREATE TABLE IF NOT EXISTS balances(account TEXT PRIMARY KEY, cents INTEGER)");
+//   });
+//   runner.add("balances", model.target("balances",
+//       [](weft::es::sql_connection& db, const weft::es::recorded_event& e) {
+//           if (e.type == "deposited")
+//               db.exec("INSERT INTO balances VALUES (?1, ?2) ON CONFLICT(account) "
+//                       "DO UPDATE SET cents = cents + excluded.cents", e.stream, cents_of(e));
+//       },
+//       [](weft::es::sql_connection& db) { db.exec("DELETE FROM balances"); }));
+//   runner.wait_for("balances", r.last_position);   // the row is now visible to read()
+//   auto cents = model.read([](weft::es::sql_connection& db) {
+//       return db.query_value<std::int64_t>("SELECT cents FROM balances WHERE account = ?1",
+//                                           "account-42");            // std::optional
+//   });
+//
+// The file may be the event store's own (sqlite_store) or another one. The model adds one table,
+// weft_checkpoints(projection, position), and touches no other table but those its handlers
+// write. A sqlite_store refuses a file that holds tables but no store, so when they share a
+// file, open the sqlite_store first.
+//
+// Transactions: each target has its own writer connection. A batch of the runner is one
+// BEGIN IMMEDIATE ... COMMIT holding SQLite's write lock; each event's handler runs inside a
+// SAVEPOINT, so a handler that throws leaves no trace (the runner then retries it or parks it
+// as a dead letter, and the batch commits without it). Other writers of the file (another
+// target, write(), a sqlite_store's appends) wait for that lock up to busy_timeout.
+//
+// Not for partitioned projections: the handler is called under a mutex, so partitions would
+// only take turns (no parallelism), and with failure_policy::stop the runner could commit a
+// batch holding events past the checkpoint, which would be applied again after a restart. Use
+// {.partitioned = false} (the default). Handlers must use the connection they are given:
+// write() from a handler waits for the batch's write lock and fails after busy_timeout, and
+// read() does not see the batch before it commits. retry_dead_letters() runs the handler in a
+// transaction of its own on a stopped projection; on a running one it joins the open batch.
+//
+// Reads: read(fn) lends fn one connection of a small pool, inside a read transaction (one
+// snapshot of the last commit). WAL readers never wait for the writer, nor it for them.
+//
+// Link weft::sqlite (CMake) to use this header.
+#pragma once
+
+#include "projection.hpp"
+#include "sqlite_store.hpp" // durability, detail::sqlite_connection
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace weft::es {
+
+struct sqlite_read_model_options {
+    // What a committed batch survives (PRAGMA synchronous on the writer connections).
+    weft::es::durability durability = weft::es::durability::full;
+    // How long a write or read waits for another connection's lock before failing (store_error).
+    std::chrono::milliseconds busy_timeout{5000};
+    // At most this many connections for read(), opened on demand; read() waits for a free one.
+    std::size_t reader_connections = 4;
+};
+
+// One SQLite connection for handlers and queries. Arguments bind to ?1, ?2... in order:
+// integers, bool, double, std::string / std::string_view / const char* (text; a null
+// const char* is NULL), std::nullptr_t / std::nullopt (NULL), std::optional<T> (NULL when
+// empty). Columns read as std::int64_t (or any integer type), bool, double, std::string, or
+// std::optional of one of those (nullopt for NULL; otherwise NULL reads as 0 or "").
+// Statements are prepared once and cached per connection. SQL errors throw store_error naming
+// the file, the statement and SQLite's message; a wrong number of arguments, or several
+// statements in one exec, throws std::invalid_argument (a bug in the caller).
+// Used by one thread at a time; neither copyable nor movable.
+class sql_connection {
+public:
+    // Opens `path` with sqlite3_open_v2 flags (SQLITE_OPEN_READWRITE, ...). A sqlite_read_model
+    // opens its own; this is for tools and tests that need a plain connection.
+    explicit sql_connection(std::string path, int flags = SQLITE_OPEN_READWRITE)
+        : db_(std::move(path), flags) {}
+    sql_connection(const sql_connection&) = delete;
+    sql_connection& operator=(const sql_connection&) = delete;
+    ~sql_connection() {
+        for (auto& [sql, stmt] : statements_)
+            sqlite3_finalize(stmt);
+    }
+
+    // Runs one statement to its end (rows it returns are skipped).
+    template <class... Args>
+    void exec(std::string_view sql, const Args&... args) {
+        statement s(*this, sql, sizeof...(Args));
+        s.bind_all(args...);
+        while (s.step()) {
+        }
+    }
+    // Runs several `;`-separated statements without parameters (a schema, a migration).
+    void exec_script(const std::string& sql) {
+        char* error = nullptr;
+        if (sqlite3_exec(db_.handle(), sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+            sqlite3_free(error); // the same text as sqlite3_errmsg, which fail() reports
+            db_.fail(quoted(sql));
+        }
+    }
+    // Every row, each as a tuple of Cols: query<std::string, std::int64_t>("SELECT a, b ...").
+    template <class... Cols, class... Args>
+    std::vector<std::tuple<Cols...>> query(std::string_view sql, const Args&... args) {
+        static_assert(sizeof...(Cols) > 0, "query<Cols...>: name the column types");
+        statement s(*this, sql, sizeof...(Args));
+        s.bind_all(args...);
+        std::vector<std::tuple<Cols...>> rows;
+        while (s.step())
+            rows.push_back(s.template row<Cols...>(std::index_sequence_for<Cols...>{}));
+        return rows;
+    }
+    // The first column of the first row, or nullopt when there is no row.
+    template <class T, class... Args>
+    std::optional<T> query_value(std::string_view sql, const Args&... args) {
+        statement s(*this, sql, sizeof...(Args));
+        s.bind_all(args...);
+        if (!s.step())
+            return std::nullopt;
+        return s.template column<T>(0);
+    }
+
+    // True between BEGIN and COMMIT/ROLLBACK (SQLite may end a transaction itself on some
+    // errors, such as a full disk).
+    bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_.handle()) == 0; }
+    // Rows changed by the last INSERT, UPDATE or DELETE.
+    std::int64_t changes() const noexcept { return sqlite3_changes(db_.handle()); }
+    const std::string& path() const noexcept { return db_.path(); }
+    sqlite3* native_handle() const noexcept { return db_.handle(); }
+
+private:
+    // User SQL is often built at run time: past this many distinct statements, new ones are
+    // prepared per use instead of cached, so the cache cannot grow without bound.
+    static constexpr std::size_t k_max_cached = 256;
+
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+
+    static std::string quoted(std::string_view sql) {
+        constexpr std::size_t most = 200;
+        return "\"" + std::string(sql.substr(0, most)) + (sql.size() > most ? "...\"" : "\"");
+    }
+
+    // One use of a statement: the cached one, or a private one when it is not cached (or busy:
+    // the same SQL run from inside a query of itself). Resets (or finalizes) it when done.
+    class statement {
+    public:
+        statement(sql_connection& c, std::string_view sql, std::size_t arg_count)
+            : conn_(c), sql_(sql) {
+            sqlite3* db = c.db_.handle();
+            if (auto it = c.statements_.find(sql);
+                it != c.statements_.end() && !sqlite3_stmt_busy(it->second)) {
+                stmt_ = it->second;
+            } else {
+                const char* tail = nullptr;
+                if (sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                       SQLITE_PREPARE_PERSISTENT, &stmt_, &tail) != SQLITE_OK)
+                    c.db_.fail(quoted(sql));
+                if (stmt_ == nullptr)
+                    throw std::invalid_argument("weft::es: no SQL statement in " + quoted(sql));
+                if (has_more(db, sql.substr(static_cast<std::size_t>(tail - sql.data())))) {
+                    sqlite3_finalize(stmt_);
+                    throw std::invalid_argument(
+                        "weft::es: several statements in one exec/query (use exec_script): " +
+                        quoted(sql));
+                }
+                if (it == c.statements_.end() && c.statements_.size() < k_max_cached)
+                    c.statements_.emplace(std::string(sql), stmt_);
+                else
+                    owned_ = true;
+            }
+            const int wanted = sqlite3_bind_parameter_count(stmt_);
+            if (static_cast<std::size_t>(wanted) != arg_count) {
+                release();
+                throw std::invalid_argument("weft::es: " + quoted(sql) + " takes " +
+                                            std::to_string(wanted) + " arguments, given " +
+                                            std::to_string(arg_count));
+            }
+        }
+        statement(const statement&) = delete;
+        statement& operator=(const statement&) = delete;
+        ~statement() { release(); }
+
+        template <class... Args>
+        void bind_all(const Args&... args) {
+            int i = 0;
+            (bind(++i, args), ...);
+        }
+
+        bool step() {
+            const int rc = sqlite3_step(stmt_);
+            if (rc == SQLITE_ROW)
+                return true;
+            if (rc == SQLITE_DONE)
+                return false;
+            conn_.db_.fail(quoted(sql_));
+        }
+
+        template <class... Cols, std::size_t... I>
+        std::tuple<Cols...> row(std::index_sequence<I...>) const {
+            return std::tuple<Cols...>(column<Cols>(static_cast<int>(I))...);
+        }
+
+        template <class T>
+        T column(int i) const {
+            if constexpr (is_optional<T>::value) {
+                if (sqlite3_column_type(stmt_, i) == SQLITE_NULL)
+                    return std::nullopt;
+                return column<typename T::value_type>(i);
+            } else if constexpr (std::is_same_v<T, bool>) {
+                return sqlite3_column_int64(stmt_, i) != 0;
+            } else if constexpr (std::is_integral_v<T>) {
+                return static_cast<T>(sqlite3_column_int64(stmt_, i));
+            } else if constexpr (std::is_floating_point_v<T>) {
+                return static_cast<T>(sqlite3_column_double(stmt_, i));
+            } else {
+                static_assert(std::is_same_v<T, std::string>,
+                              "weft::es: a column reads as an integer, bool, double, "
+                              "std::string or std::optional of one");
+                const auto* p = sqlite3_column_text(stmt_, i);
+                return p ? std::string(reinterpret_cast<const char*>(p),
+                                       static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
+                         : std::string{};
+            }
+        }
+
+    private:
+        template <class T>
+        struct is_optional : std::false_type {};
+        template <class T>
+        struct is_optional<std::optional<T>> : std::true_type {};
+
+        // Whether `rest`, what follows the first statement, holds another one (not only
+        // blanks, semicolons or comments).
+        static bool has_more(sqlite3* db, std::string_view rest) noexcept {
+            if (rest.find_first_not_of(" \t\r\n;") == std::string_view::npos)
+                return false;
+            sqlite3_stmt* more = nullptr;
+            const int rc =
+                sqlite3_prepare_v2(db, rest.data(), static_cast<int>(rest.size()), &more, nullptr);
+            sqlite3_finalize(more);
+            return rc != SQLITE_OK || more != nullptr;
+        }
+
+        void release() noexcept {
+            if (stmt_ == nullptr)
+                return;
+            if (owned_) {
+                sqlite3_finalize(stmt_);
+            } else {
+                sqlite3_reset(stmt_);
+                sqlite3_clear_bindings(stmt_);
+            }
+            stmt_ = nullptr;
+        }
+
+        void check(int rc) const {
+            if (rc != SQLITE_OK)
+                conn_.db_.fail("bind for " + quoted(sql_));
+        }
+
+        template <class T>
+        void bind(int i, const T& value) {
+            if constexpr (std::is_same_v<T, std::nullptr_t> || std::is_same_v<T, std::nullopt_t>) {
+                check(sqlite3_bind_null(stmt_, i));
+            } else if constexpr (is_optional<T>::value) {
+                if (value)
+                    bind(i, *value);
+                else
+                    check(sqlite3_bind_null(stmt_, i));
+            } else if constexpr (std::is_same_v<T, bool>) {
+                check(sqlite3_bind_int64(stmt_, i, value ? 1 : 0));
+            } else if constexpr (std::is_integral_v<T>) {
+                if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+                    if (value > static_cast<T>(std::numeric_limits<std::int64_t>::max()))
+                        throw std::out_of_range("weft::es: argument " + std::to_string(i) + " of " +
+                                                quoted(sql_) + " does not fit a SQLite integer");
+                }
+                check(sqlite3_bind_int64(stmt_, i, static_cast<std::int64_t>(value)));
+            } else if constexpr (std::is_floating_point_v<T>) {
+                check(sqlite3_bind_double(stmt_, i, static_cast<double>(value)));
+            } else if constexpr (std::is_convertible_v<const T&, const char*>) {
+                const char* text = value;
+                if (text == nullptr)
+                    check(sqlite3_bind_null(stmt_, i));
+                else
+                    bind(i, std::string_view(text));
+            } else {
+                static_assert(std::is_convertible_v<const T&, std::string_view>,
+                              "weft::es: an argument binds as an integer, bool, double, text, "
+                              "nullptr or std::optional of one");
+                const std::string_view text = value;
+                // An empty text binds '' (not NULL), also from a string_view with no data.
+                // SQLITE_STATIC: the text outlives the statement's use, which is reset before
+                // exec/query returns.
+                check(sqlite3_bind_text64(stmt_, i, text.data() ? text.data() : "", text.size(),
+                                          SQLITE_STATIC, SQLITE_UTF8));
+            }
+        }
+
+        sql_connection& conn_;
+        std::string_view sql_;
+        sqlite3_stmt* stmt_ = nullptr;
+        bool owned_ = false; // prepared for this use only: finalized, not reset
+    };
+
+    detail::sqlite_connection db_; // first: closed after the statements below are finalized
+    std::unordered_map<std::string, sqlite3_stmt*, string_hash, std::equal_to<>> statements_;
+};
+
+class sqlite_read_model {
+public:
+    using handler = std::function<void(sql_connection&, const recorded_event&)>;
+    using resetter = std::function<void(sql_connection&)>;
+
+    // Opens (or creates) the database in `path`, in WAL mode, and creates weft_checkpoints if it
+    // is missing. Throws store_error, leaving the file untouched, if it is not a SQLite database
+    // (or is corrupt, or is locked past busy_timeout).
+    explicit sqlite_read_model(std::string path, sqlite_read_model_options options = {})
+        : path_(std::move(path)), options_(options) {
+        options_.reader_connections = std::max<std::size_t>(options_.reader_connections, 1);
+        std::error_code ec;
+        if (std::filesystem::exists(path_, ec)) {
+            // Look before writing: a file that is not a database must stay as it is.
+            sql_connection probe(path_, SQLITE_OPEN_READONLY);
+            sqlite3_db_config(probe.native_handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+            sqlite3_busy_timeout(probe.native_handle(),
+                                 static_cast<int>(options_.busy_timeout.count()));
+            (void)probe.query_value<std::int64_t>("SELECT count(*) FROM sqlite_master");
+        }
+        writer_ = open_writer(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        if (writer_->query_value<std::string>("PRAGMA journal_mode = WAL") != "wal")
+            throw store_error("weft::es: " + path_ + " cannot use WAL mode");
+        writer_->exec("CREATE TABLE IF NOT EXISTS weft_checkpoints("
+                      "projection TEXT PRIMARY KEY, position INTEGER NOT NULL)");
+        idle_readers_.reserve(options_.reader_connections); // give_back must not allocate
+    }
+    sqlite_read_model(const sqlite_read_model&) = delete;
+    sqlite_read_model& operator=(const sqlite_read_model&) = delete;
+    // Targets keep their own connection: a runner may outlive the model.
+    ~sqlite_read_model() = default;
+
+    // The target for runner.add(projection, ...). `handle` applies one event through the
+    // connection it is given, inside the batch's transaction; `reset` (for runner.rebuild)
+    // empties the projection's tables: it runs in one transaction with setting the checkpoint
+    // to rebuild's `from`. Without `reset` the target has none and rebuild is refused.
+    // Opens a writer connection for the target; throws store_error if that fails.
+    projection_target target(std::string projection, handler handle, resetter reset = {}) {
+        if (!handle)
+            throw projection_error("weft::es: projection " + projection + " has no handler");
+        auto t =
+            std::make_shared<target_state>(std::move(projection), std::move(handle),
+                                           std::move(reset), open_writer(SQLITE_OPEN_READWRITE));
+        projection_target out;
+        out.handle = [t](const recorded_event& e) { t->handle_event(e); };
+        out.load_checkpoint = [t] { return t->load_checkpoint(); };
+        out.begin_batch = [t] { t->begin_batch(); };
+        out.commit_batch = [t](log_position p) { t->commit_batch(p); };
+        out.rollback_batch = [t] { t->rollback_batch(); };
+        if (t->reset)
+            out.reset = [t](log_position from) { t->reset_to(from); };
+        return out;
+    }
+
+    // Runs fn(sql_connection&) inside a read transaction on a pooled connection and returns
+    // what fn returns. Sees the last commit; never waits for a writer (waits for a free
+    // connection when all reader_connections are in use). Writes in fn fail (store_error).
+    template <class Fn>
+    std::invoke_result_t<Fn&, sql_connection&> read(Fn fn) const {
+        reader_lease lease(*this);
+        sql_connection& db = lease.db();
+        db.exec("BEGIN");
+        // Declared after the lease, so it ends first: the snapshot closes, then the connection
+        // goes back.
+        struct end_read {
+            sql_connection& db;
+            ~end_read() {
+                try {
+                    db.exec("COMMIT"); // a read transaction: ends the snapshot, writes nothing
+                } catch (...) {
+                }
+            }
+        } snapshot{db};
+        return fn(db);
+    }
+
+    // Runs fn(sql_connection&) in one write transaction (BEGIN IMMEDIATE) on the model's own
+    // connection, for schemas and repairs: commits when fn returns, rolls back if it throws.
+    // Waits up to busy_timeout for other writers (a projection's batch); not from a handler.
+    template <class Fn>
+    std::invoke_result_t<Fn&, sql_connection&> write(Fn fn) {
+        std::lock_guard lock(writer_mutex_);
+        sql_connection& db = *writer_;
+        db.exec("BEGIN IMMEDIATE");
+        try {
+            if constexpr (std::is_void_v<std::invoke_result_t<Fn&, sql_connection&>>) {
+                fn(db);
+                db.exec("COMMIT");
+            } else {
+                auto result = fn(db);
+                db.exec("COMMIT");
+                return result;
+            }
+        } catch (...) {
+            rollback_quietly(db);
+            throw;
+        }
+    }
+
+    // The checkpoint committed for `projection` (0 if none), as a reader sees it.
+    log_position checkpoint(const std::string& projection) const {
+        return read([&](sql_connection& db) {
+            return static_cast<log_position>(
+                db.query_value<std::int64_t>(k_load_checkpoint, projection).value_or(0));
+        });
+    }
+
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    static constexpr std::string_view k_load_checkpoint =
+        "SELECT position FROM weft_checkpoints WHERE projection = ?1";
+    static constexpr std::string_view k_save_checkpoint =
+        "INSERT INTO weft_checkpoints(projection, position) VALUES (?1, ?2) "
+        "ON CONFLICT(projection) DO UPDATE SET position = excluded.position";
+
+    static void rollback_quietly(sql_connection& db) noexcept {
+        try {
+            if (db.in_transaction())
+                db.exec("ROLLBACK");
+        } catch (...) {
+            // An error here must not hide the one being handled.
+        }
+    }
+
+    static std::int64_t to_sql(log_position p) {
+        if (p > static_cast<log_position>(std::numeric_limits<std::int64_t>::max()))
+            throw std::out_of_range("weft::es: checkpoint " + std::to_string(p) +
+                                    " does not fit a SQLite integer");
+        return static_cast<std::int64_t>(p);
+    }
+
+    std::unique_ptr<sql_connection> open_writer(int flags) const {
+        auto db = std::make_unique<sql_connection>(path_, flags);
+        sqlite3_busy_timeout(db->native_handle(), static_cast<int>(options_.busy_timeout.count()));
+        switch (options_.durability) {
+        case durability::full:
+            db->exec("PRAGMA synchronous = FULL");
+            break;
+        case durability::normal:
+            db->exec("PRAGMA synchronous = NORMAL");
+            break;
+        case durability::off:
+            db->exec("PRAGMA synchronous = OFF");
+            break;
+        }
+        return db;
+    }
+
+    // A projection target's connection and state, shared by its std::functions (so it lives
+    // as long as the runner keeps the target). `mutex` serializes every use of `db`: the
+    // runner calls one function at a time per projection, except handle for a partitioned
+    // projection (and retry_dead_letters, from the caller's thread).
+    struct target_state {
+        target_state(std::string n, handler h, resetter r, std::unique_ptr<sql_connection> c)
+            : name(std::move(n)), handle(std::move(h)), reset(std::move(r)), db(std::move(c)) {}
+
+        void begin_batch() {
+            std::lock_guard lock(mutex);
+            rollback_quietly(*db); // a transaction left by a failed commit
+            db->exec("BEGIN IMMEDIATE");
+            in_batch = true;
+            batch_lost = false;
+        }
+
+        void handle_event(const recorded_event& e) {
+            std::lock_guard lock(mutex);
+            if (!in_batch) {
+                // retry_dead_letters on a stopped projection: a transaction of its own.
+                db->exec("BEGIN IMMEDIATE");
+                try {
+                    handle(*db, e);
+                    db->exec("COMMIT");
+                } catch (...) {
+                    rollback_quietly(*db);
+                    throw;
+                }
+                return;
+            }
+            if (batch_lost)
+                throw store_error("weft::es: " + db->path() + ": the batch of projection " + name +
+                                  " was rolled back by SQLite");
+            db->exec("SAVEPOINT weft_event");
+            try {
+                handle(*db, e);
+                db->exec("RELEASE weft_event");
+            } catch (...) {
+                if (!db->in_transaction()) {
+                    // Some errors (I/O, full disk) make SQLite roll back the whole
+                    // transaction: the batch's earlier events are gone too, so it must not
+                    // commit. Further handler calls would run outside any transaction.
+                    batch_lost = true;
+                    throw;
+                }
+                try {
+                    db->exec("ROLLBACK TO weft_event");
+                    db->exec("RELEASE weft_event");
+                } catch (...) {
+                    batch_lost = true;
+                }
+                throw;
+            }
+        }
+
+        void commit_batch(log_position checkpoint) {
+            std::lock_guard lock(mutex);
+            if (batch_lost || !in_batch || !db->in_transaction())
+                throw store_error("weft::es: " + db->path() + ": the batch of projection " + name +
+                                  " was rolled back by SQLite; nothing committed");
+            db->exec(k_save_checkpoint, name, to_sql(checkpoint));
+            db->exec("COMMIT");
+            in_batch = false;
+        }
+
+        void rollback_batch() {
+            std::lock_guard lock(mutex);
+            in_batch = false;
+            batch_lost = false;
+            rollback_quietly(*db);
+        }
+
+        log_position load_checkpoint() {
+            std::lock_guard lock(mutex);
+            return static_cast<log_position>(
+                db->query_value<std::int64_t>(k_load_checkpoint, name).value_or(0));
+        }
+
+        void reset_to(log_position from) {
+            std::lock_guard lock(mutex);
+            rollback_quietly(*db);
+            in_batch = false;
+            db->exec("BEGIN IMMEDIATE");
+            try {
+                reset(*db);
+                db->exec(k_save_checkpoint, name, to_sql(from));
+                db->exec("COMMIT");
+            } catch (...) {
+                rollback_quietly(*db);
+                throw;
+            }
+        }
+
+        const std::string name;
+        const handler handle;
+        const resetter reset;
+        std::mutex mutex; // guards everything below, and every use of db
+        std::unique_ptr<sql_connection> db;
+        bool in_batch = false;   // between begin_batch and commit/rollback_batch
+        bool batch_lost = false; // SQLite rolled the batch back: it must not commit
+    };
+
+    // A reader connection on loan; goes back to the pool when the lease ends.
+    class reader_lease {
+    public:
+        explicit reader_lease(const sqlite_read_model& m) : model_(m), db_(m.borrow_reader()) {}
+        reader_lease(const reader_lease&) = delete;
+        reader_lease& operator=(const reader_lease&) = delete;
+        ~reader_lease() { model_.give_back(std::move(db_)); }
+        sql_connection& db() const noexcept { return *db_; }
+
+    private:
+        const sqlite_read_model& model_;
+        std::unique_ptr<sql_connection> db_;
+    };
+
+    // Blocks while all reader_connections are on loan.
+    std::unique_ptr<sql_connection> borrow_reader() const {
+        std::unique_lock lock(readers_mutex_);
+        for (;;) {
+            if (!idle_readers_.empty()) {
+                auto db = std::move(idle_readers_.back());
+                idle_readers_.pop_back();
+                return db;
+            }
+            if (open_readers_ < options_.reader_connections)
+                break;
+            reader_free_.wait(lock);
+        }
+        ++open_readers_;
+        lock.unlock();
+        try {
+            // Read-write, not read-only: a WAL reader may have to write the -shm index.
+            // query_only keeps it from writing the database.
+            auto db = std::make_unique<sql_connection>(path_, SQLITE_OPEN_READWRITE);
+            sqlite3_busy_timeout(db->native_handle(),
+                                 static_cast<int>(options_.busy_timeout.count()));
+            db->exec("PRAGMA query_only = 1");
+            return db;
+        } catch (...) {
+            lock.lock();
+            --open_readers_;
+            lock.unlock();
+            reader_free_.notify_one();
+            throw;
+        }
+    }
+    void give_back(std::unique_ptr<sql_connection> db) const noexcept {
+        {
+            std::lock_guard lock(readers_mutex_);
+            idle_readers_.push_back(std::move(db)); // reserved in the constructor
+        }
+        reader_free_.notify_one();
+    }
+
+    std::string path_;
+    sqlite_read_model_options options_;
+
+    std::mutex writer_mutex_; // serializes write()
+    std::unique_ptr<sql_connection> writer_;
+
+    mutable std::mutex readers_mutex_; // guards the two below
+    mutable std::condition_variable reader_free_;
+    mutable std::vector<std::unique_ptr<sql_connection>> idle_readers_;
+    mutable std::size_t open_readers_ = 0; // connections idle or on loan
+};
+
+} // namespace weft::es
