@@ -526,6 +526,20 @@ TEST_CASE("sqlite_read_model: a file that is not a SQLite database is refused an
     CHECK_FALSE(std::filesystem::exists(file.path + "-wal"));
 }
 
+TEST_CASE("sqlite_read_model: a sqlite_store can still be created in a file that holds only "
+          "its checkpoints") {
+    temp_db_file file;
+    {
+        sqlite_read_model model(file.path); // creates weft_checkpoints in a new file
+    }
+    sqlite_store store(file.path);
+    const auto r = store.append("s", weft::es::expected_version::no_stream(),
+                                std::vector<weft::es::event_data>(2));
+    CHECK(r.last_position == 2);
+    sqlite_read_model model(file.path);
+    CHECK(model.checkpoint("nobody") == 0);
+}
+
 TEST_CASE("sqlite_read_model: shares a file with the sqlite_store it projects, leaving the "
           "store's tables alone") {
     temp_db_file file;
@@ -533,7 +547,7 @@ TEST_CASE("sqlite_read_model: shares a file with the sqlite_store it projects, l
     log_position head = 0;
     std::vector<recorded_event> before;
     {
-        sqlite_store store(file.path); // first: a store refuses a file with only other tables
+        sqlite_store store(file.path); // first: a store refuses a file with other tables
         fill(store, 300, 10, 9);
         sqlite_read_model model(file.path);
         create_balances(model);

@@ -23,8 +23,9 @@
 //
 // The file may be the event store's own (sqlite_store) or another one. The model adds one table,
 // weft_checkpoints(projection, position), and touches no other table but those its handlers
-// write. A sqlite_store refuses a file that holds tables but no store, so when they share a
-// file, open the sqlite_store first.
+// write. A sqlite_store refuses a file that holds other tables but no store (weft_checkpoints
+// alone is fine), so when they share a file, open the sqlite_store before the handlers create
+// their tables.
 //
 // Transactions: each target has its own writer connection. A batch of the runner is one
 // BEGIN IMMEDIATE ... COMMIT holding SQLite's write lock; each event's handler runs inside a

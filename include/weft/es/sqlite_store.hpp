@@ -594,7 +594,9 @@ CREATE TABLE snapshots(
     // (no schema objects: a new file). Only reads.
     static bool check_store(detail::sqlite_connection& db, bool full_check) {
         const std::string& path = db.path();
-        if (read_int(db, "SELECT count(*) FROM sqlite_master") == 0)
+        // Nothing there yet but (possibly) a sqlite_read_model's checkpoints: a new store.
+        if (read_int(db, "SELECT count(*) FROM sqlite_master "
+                         "WHERE tbl_name <> 'weft_checkpoints'") == 0)
             return false;
         if (read_int(db, "SELECT count(*) FROM sqlite_master "
                          "WHERE type = 'table' AND name = 'weft_meta'") == 0)
@@ -669,8 +671,8 @@ CREATE TABLE snapshots(
             }
             db->exec("BEGIN IMMEDIATE");
             try {
-                // Another process may have created it since we looked.
-                if (read_int(*db, "SELECT count(*) FROM sqlite_master") == 0)
+                // Another process may have created it (or something else) since we looked.
+                if (!check_store(*db, false))
                     db->exec(k_schema);
                 db->exec("COMMIT");
             } catch (...) {
