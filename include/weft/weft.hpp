@@ -4,6 +4,7 @@
 #include "actor.hpp"
 #include "channel.hpp"
 #include "future.hpp"
+#include "registry.hpp"
 #include "scheduler.hpp"
 #include "select.hpp"
 #include "spawn_blocking.hpp"
@@ -11,3 +12,4 @@
 #include "task.hpp"
 #include "task_group.hpp"
 #include "time.hpp"
+#include "version.hpp"
