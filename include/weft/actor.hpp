@@ -185,6 +185,7 @@ struct ask_envelope final : envelope<A> {
     bool is_async() const noexcept override { return k_async; }
     void run(A& actor) override {
         if constexpr (!k_async) {
+            std::exception_ptr error;
             try {
                 if constexpr (std::is_void_v<reply_type>) {
                     actor.handle(std::move(message));
@@ -193,8 +194,10 @@ struct ask_envelope final : envelope<A> {
                     reply->set_value(actor.handle(std::move(message)));
                 }
             } catch (...) {
-                reply->set_exception(std::current_exception());
+                error = std::current_exception();
             }
+            if (error) // after the catch block (see future_state::take)
+                reply->set_exception(std::move(error));
             answered = true;
         }
     }
@@ -211,6 +214,7 @@ struct ask_envelope final : envelope<A> {
 
 private:
     task<void> answer_async(A& actor) {
+        std::exception_ptr error;
         try {
             if constexpr (std::is_void_v<reply_type>) {
                 co_await actor.handle(std::move(message));
@@ -219,8 +223,10 @@ private:
                 reply->set_value(co_await actor.handle(std::move(message)));
             }
         } catch (...) {
-            reply->set_exception(std::current_exception());
+            error = std::current_exception();
         }
+        if (error) // after the catch block (see future_state::take)
+            reply->set_exception(std::move(error));
         answered = true;
     }
 };

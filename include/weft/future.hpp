@@ -75,9 +75,16 @@ public:
         // acq_rel: as in finish(); after this exchange finish() finds k_abandoned.
         phase_.exchange(k_abandoned, std::memory_order_acq_rel);
     }
+    // Moves the exception out before rethrowing it, so the consumer's thread holds the only
+    // reference and frees it: libstdc++ counts exception references where ThreadSanitizer
+    // cannot see it, so a last release on the producer's thread would be reported as a race.
+    // Producers likewise hand over an exception_ptr after their catch block has ended.
     R take() {
-        if (error_)
-            std::rethrow_exception(error_);
+        if (error_) {
+            std::exception_ptr error = std::move(error_);
+            error_ = nullptr;
+            std::rethrow_exception(std::move(error));
+        }
         if constexpr (!std::is_void_v<R>)
             return std::move(*value_);
     }

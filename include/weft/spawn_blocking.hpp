@@ -34,6 +34,7 @@ template <class R, class F>
 struct blocking_call_of final : blocking_job, future_state<R> {
     explicit blocking_call_of(F f) : fn(std::move(f)) {}
     void run() noexcept override {
+        std::exception_ptr error;
         try {
             if constexpr (std::is_void_v<R>) {
                 fn();
@@ -42,8 +43,10 @@ struct blocking_call_of final : blocking_job, future_state<R> {
                 this->set_value(fn());
             }
         } catch (...) {
-            this->set_exception(std::current_exception());
+            error = std::current_exception();
         }
+        if (error) // after the catch block, so only `error` refers to it (see future_state)
+            this->set_exception(std::move(error));
     }
     F fn;
 };

@@ -290,13 +290,16 @@ public:
                                        std::vector<event_data> events) {
         auto done = std::make_shared<weft::detail::future_state<append_result>>();
         future<append_result> result(done);
+        std::exception_ptr error;
         try {
             detail::check_stream_name(stream);
             prepare_batch(stream, events);
             enqueue(append_request{stream, expected, std::move(events), done});
         } catch (...) {
-            done->set_exception(std::current_exception());
+            error = std::current_exception();
         }
+        if (error) // after the catch block (see future_state::take)
+            done->set_exception(std::move(error));
         return result;
     }
 
@@ -786,6 +789,7 @@ CREATE TABLE snapshots(
         detail::sqlite_connection& db = *writer_db_;
         std::vector<outcome> outcomes(group.size());
         log_position head = 0;
+        std::exception_ptr group_error;
         try {
             db.exec("BEGIN IMMEDIATE");
             // Read under the write lock: another process sharing the file may have appended.
@@ -812,14 +816,17 @@ CREATE TABLE snapshots(
             }
             db.exec("COMMIT");
         } catch (...) {
-            const std::exception_ptr error = std::current_exception();
+            group_error = std::current_exception();
+        }
+        if (group_error) {
             if (db.in_transaction())
                 db.exec_quietly("ROLLBACK");
             // Nothing of the group is stored: every request fails (one rejected on its own
-            // keeps its own reason).
+            // keeps its own reason). Each caller gets an exception object of its own, so none
+            // is shared between threads (see future_state::take).
             for (std::size_t i = 0; i < group.size(); ++i)
-                if (!outcomes[i].error)
-                    outcomes[i].error = error;
+                outcomes[i].error = own_copy(outcomes[i].error ? outcomes[i].error : group_error);
+            group_error = nullptr;
             deliver(group, outcomes);
             return;
         }
@@ -827,6 +834,21 @@ CREATE TABLE snapshots(
         commits_.fetch_add(1, std::memory_order_relaxed);
         deliver(group, outcomes);
         shared_->signal().publish(head);
+    }
+
+    // A new exception object with the type and message of `e` (for the types callers catch).
+    static std::exception_ptr own_copy(const std::exception_ptr& e) noexcept {
+        try {
+            std::rethrow_exception(e);
+        } catch (const invalid_append& x) {
+            return std::make_exception_ptr(invalid_append(x.what()));
+        } catch (const store_error& x) {
+            return std::make_exception_ptr(store_error(x.what()));
+        } catch (const std::exception& x) {
+            return std::make_exception_ptr(store_error(x.what()));
+        } catch (...) {
+            return std::make_exception_ptr(store_error("weft::es: unknown error"));
+        }
     }
 
     void apply(detail::sqlite_connection& db, write_request& request, log_position& head,
@@ -919,12 +941,12 @@ CREATE TABLE snapshots(
             outcome& o = outcomes[i];
             if (auto* a = std::get_if<append_request>(&group[i])) {
                 if (o.error)
-                    a->done->set_exception(o.error);
+                    a->done->set_exception(std::move(o.error));
                 else
                     a->done->set_value(o.result);
             } else if (auto* m = std::get_if<metadata_request>(&group[i])) {
                 if (o.error)
-                    m->done->set_exception(o.error);
+                    m->done->set_exception(std::move(o.error));
                 else
                     m->done->set_value();
             } else {
