@@ -470,17 +470,7 @@ private:
     std::unique_ptr<sql_connection> open_writer(int flags) const {
         auto db = std::make_unique<sql_connection>(path_, flags);
         sqlite3_busy_timeout(db->native_handle(), static_cast<int>(options_.busy_timeout.count()));
-        switch (options_.durability) {
-        case durability::full:
-            db->exec("PRAGMA synchronous = FULL");
-            break;
-        case durability::normal:
-            db->exec("PRAGMA synchronous = NORMAL");
-            break;
-        case durability::off:
-            db->exec("PRAGMA synchronous = OFF");
-            break;
-        }
+        db->exec(detail::synchronous_pragma(options_.durability));
         return db;
     }
 

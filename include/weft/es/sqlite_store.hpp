@@ -51,6 +51,21 @@ enum class durability {
     off,    // survives a process crash; power loss may lose commits or corrupt the file
 };
 
+namespace detail {
+// The PRAGMA that sets `d` on a connection.
+inline const char* synchronous_pragma(durability d) noexcept {
+    switch (d) {
+    case durability::normal:
+        return "PRAGMA synchronous = NORMAL";
+    case durability::off:
+        return "PRAGMA synchronous = OFF";
+    case durability::full:
+        break;
+    }
+    return "PRAGMA synchronous = FULL";
+}
+} // namespace detail
+
 struct sqlite_options {
     // What an append has survived when append() returns (see durability above).
     weft::es::durability durability = weft::es::durability::full;
@@ -684,17 +699,7 @@ CREATE TABLE snapshots(
             }
             check_store(*db, false);
         }
-        switch (options.durability) {
-        case durability::full:
-            db->exec("PRAGMA synchronous = FULL");
-            break;
-        case durability::normal:
-            db->exec("PRAGMA synchronous = NORMAL");
-            break;
-        case durability::off:
-            db->exec("PRAGMA synchronous = OFF");
-            break;
-        }
+        db->exec(detail::synchronous_pragma(options.durability));
         return db;
     }
 
