@@ -1,5 +1,5 @@
 // What every weft benchmark program shares: its own --name=N flags taken out of argv before
-// Google Benchmark sees them, and the usual main().
+// Google Benchmark sees them, the usual main(), and a throwaway database path.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -7,7 +7,10 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <initializer_list>
+#include <random>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -69,5 +72,31 @@ template <class Register>
 int run_benchmarks(int argc, char** argv, Register register_all) {
     return run_benchmarks(argc, argv, register_all, [] {});
 }
+
+// A database path in the temp directory, unique to this object; the file and SQLite's -wal and
+// -shm beside it are removed when it goes (declare it before the store that uses it).
+class temp_db {
+public:
+    temp_db()
+        : path_((std::filesystem::temp_directory_path() /
+                 ("weft_bench_" + std::to_string(std::random_device{}()) + "_" +
+                  std::to_string(counter()++) + ".db"))
+                    .string()) {}
+    temp_db(const temp_db&) = delete;
+    temp_db& operator=(const temp_db&) = delete;
+    ~temp_db() {
+        std::error_code ignored;
+        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+            std::filesystem::remove(path_ + suffix, ignored);
+    }
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    static unsigned& counter() noexcept {
+        static unsigned n = 0; // benchmarks make their databases on one thread
+        return n;
+    }
+    std::string path_;
+};
 
 } // namespace weft_bench

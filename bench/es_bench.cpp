@@ -115,27 +115,6 @@ constexpr std::size_t k_window = 256; // aggregate: commands in flight per produ
 
 // --- shared pieces ------------------------------------------------------------------------
 
-// A database path in the temp directory, unique to this object; the file and SQLite's -wal and
-// -shm beside it are removed when it goes (declare it before the store that uses it).
-class temp_db {
-public:
-    temp_db()
-        : path_((std::filesystem::temp_directory_path() /
-                 ("weft_es_bench_" + weft::es::new_event_id() + ".db"))
-                    .string()) {}
-    temp_db(const temp_db&) = delete;
-    temp_db& operator=(const temp_db&) = delete;
-    ~temp_db() {
-        std::error_code ignored;
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
-            std::filesystem::remove(path_ + suffix, ignored);
-    }
-    const std::string& path() const noexcept { return path_; }
-
-private:
-    std::string path_;
-};
-
 // B events as an account's deposits would be stored; the store makes their ids.
 std::vector<event_data> make_batch(std::int64_t events, std::int64_t seed) {
     std::vector<event_data> batch(static_cast<std::size_t>(events));
@@ -196,7 +175,7 @@ Store open_store(const std::string& path) {
 
 template <class Store>
 struct temp_store {
-    temp_db file;
+    weft_bench::temp_db file;
     Store store{open_store<Store>(file.path())};
 };
 
@@ -482,7 +461,7 @@ void bm_append(benchmark::State& state, const std::string& peer_name) {
     double seconds = 0;
     std::uint64_t commits = 0;
     for (auto _ : state) {
-        temp_db file;
+        weft_bench::temp_db file;
         std::string error;
         try {
             Peer peer(file.path());

@@ -381,31 +381,11 @@ void bm_catchup_memory(benchmark::State& state) {
 }
 
 #if WEFT_HAVE_SQLITE
-// A database path in the temp directory, removed (with SQLite's -wal and -shm) when it goes.
-class temp_db {
-public:
-    temp_db()
-        : path_((std::filesystem::temp_directory_path() /
-                 ("weft_projection_bench_" + weft::es::new_event_id() + ".db"))
-                    .string()) {}
-    temp_db(const temp_db&) = delete;
-    temp_db& operator=(const temp_db&) = delete;
-    ~temp_db() {
-        std::error_code ignored;
-        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
-            std::filesystem::remove(path_ + suffix, ignored);
-    }
-    const std::string& path() const noexcept { return path_; }
-
-private:
-    std::string path_;
-};
-
 void bm_catchup_sqlite(benchmark::State& state) {
     std::string error;
     double seconds = 0;
     try {
-        temp_db file;
+        weft_bench::temp_db file;
         weft::es::sqlite_options o;
         o.durability = weft::es::durability::off; // the fill is not what is measured
         weft::es::sqlite_store store(file.path(), o);
