@@ -4,6 +4,7 @@
 // reads its types and reports errors with the file; the file may be a sqlite_store's; and after
 // kill -9 at random moments every event has taken effect exactly once.
 #include "catch_compat.hpp"
+#include "es_sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
 #include <weft/es/projection.hpp>
@@ -51,30 +52,8 @@ using weft::es::store_error;
 
 namespace {
 
-void remove_db_files(const std::string& path) {
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
-        std::filesystem::remove(path + suffix, ec);
-}
-
-// A database file in the temp directory that no other test (or test process) uses, removed
-// (with its -wal and -shm) at scope exit.
-struct temp_db_file {
-    std::string path;
-    temp_db_file() {
-        static std::atomic<int> counter{0};
-        // relaxed: only makes names unique within this process.
-        const int n = counter.fetch_add(1, std::memory_order_relaxed);
-        path = (std::filesystem::temp_directory_path() /
-                ("weft-read-model-test-" + std::to_string(::getpid()) + "-" + std::to_string(n) +
-                 "-" + weft::es::new_event_id().substr(0, 8) + ".db"))
-                   .string();
-        remove_db_files(path);
-    }
-    temp_db_file(const temp_db_file&) = delete;
-    temp_db_file& operator=(const temp_db_file&) = delete;
-    ~temp_db_file() { remove_db_files(path); }
-};
+using weft_test::remove_db_files;
+using weft_test::temp_db_file;
 
 std::string file_bytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

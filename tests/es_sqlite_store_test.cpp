@@ -5,6 +5,7 @@
 // file keep one gapless log; every acknowledged append survives kill -9.
 #include "catch_compat.hpp"
 #include "es_conformance.hpp"
+#include "es_sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
 #include <weft/es/sqlite_store.hpp>
@@ -49,46 +50,20 @@ using weft::es::stream_version;
 
 namespace {
 
-void remove_store_files(const std::string& path) {
-    std::error_code ec;
-    for (const char* suffix : {"", "-wal", "-shm", "-journal"})
-        std::filesystem::remove(path + suffix, ec);
-}
-
-// A path in the temp directory that no other test (or test process) uses.
-std::string new_temp_path() {
-    static std::atomic<int> counter{0};
-    // relaxed: only makes names unique within this process.
-    const int n = counter.fetch_add(1, std::memory_order_relaxed);
-    const std::string path =
-        (std::filesystem::temp_directory_path() /
-         ("weft-sqlite-test-" + std::to_string(::getpid()) + "-" + std::to_string(n) + "-" +
-          weft::es::new_event_id().substr(0, 8) + ".db"))
-            .string();
-    remove_store_files(path);
-    return path;
-}
-
-// A store file in the temp directory, removed (with its -wal and -shm) at scope exit.
-struct temp_store_file {
-    std::string path = new_temp_path();
-    temp_store_file() = default;
-    temp_store_file(const temp_store_file&) = delete;
-    temp_store_file& operator=(const temp_store_file&) = delete;
-    ~temp_store_file() { remove_all(); }
-    void remove_all() const { remove_store_files(path); }
-};
+using temp_store_file = weft_test::temp_db_file;
+using weft_test::new_temp_db_path;
+using weft_test::remove_db_files;
 
 // For the conformance suite: a store in a new temp file, which goes when the store does.
 struct delete_store_and_file {
     std::string path;
     void operator()(sqlite_store* store) const {
         delete store;
-        remove_store_files(path);
+        remove_db_files(path);
     }
 };
 std::unique_ptr<sqlite_store, delete_store_and_file> open_in_temp_file() {
-    std::string path = new_temp_path();
+    std::string path = new_temp_db_path();
     return std::unique_ptr<sqlite_store, delete_store_and_file>(new sqlite_store(path),
                                                                 delete_store_and_file{path});
 }
