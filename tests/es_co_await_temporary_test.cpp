@@ -29,7 +29,7 @@ struct owners {
 
 } // namespace
 
-TEST_CASE("co_await svc.handle(id, open_account{...}) with a braced temporary runs once") {
+TEST_CASE("co_await svc.handle with a braced open_account temporary destroys it once") {
     weft::scheduler s(2);
     weft::es::memory_store store;
     bank_service svc(s, store);
@@ -45,7 +45,7 @@ TEST_CASE("co_await svc.handle(id, open_account{...}) with a braced temporary ru
     CHECK(events[0].payload.find(k_owner) != std::string::npos);
 }
 
-TEST_CASE("co_await async_ask / async_tell with a braced temporary runs once") {
+TEST_CASE("co_await async_ask and async_tell with a braced temporary destroy it once") {
     weft::scheduler s(2);
     auto ref = weft::spawn_actor<owners>(s);
     auto run = [&]() -> weft::task<std::size_t> {
