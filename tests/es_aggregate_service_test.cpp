@@ -78,12 +78,9 @@ TEST_CASE("commands can be awaited in tasks") {
     weft::scheduler s(2);
     weft::es::memory_store store;
     bank_service svc(s, store);
-    // (The open command is named first: g++ 12 destroys a braced temporary with a string
-    // member twice when it is made inside a co_await expression.)
     const std::string id = "t-1";
     auto run = [&]() -> weft::task<std::int64_t> {
-        auto open_cmd = bank::open_account{"t"};
-        command_result opened = co_await svc.handle(id, open_cmd);
+        command_result opened = co_await svc.handle(id, bank::open_account{"t"});
         command_result paid = co_await svc.handle(id, bank::deposit{7'00});
         command_result taken = co_await svc.handle(id, bank::withdraw{2'00});
         auto st = co_await svc.state_of(id);

@@ -416,8 +416,10 @@ private:
         wait_context ctx(thread_parker::current());
         waiter w;
         w.ctx = &ctx;
-        if (step_room(*this, w, nullptr) == park_step::parked)
+        if (step_room(*this, w, nullptr) == park_step::parked) {
+            note_blocking({"weft::actor_ref::tell (full mailbox)", "co_await ref.async_tell(m)"});
             ctx.wait(); // the claimant (release_slot or stop) unlinked us
+        }
     }
 
     // The drain job took a message out: one more slot is free; wake one waiting sender.

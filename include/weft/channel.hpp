@@ -15,6 +15,7 @@
 // short lock around a ring buffer and direct hand-off to parked waiters.
 #pragma once
 
+#include "blocking_report.hpp"
 #include "detail/atomic_ring.hpp"
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
@@ -299,24 +300,25 @@ public:
 
     // Blocks until sent, closed, or `deadline` (no_deadline: never).
     template <class Deadline>
-    status send(T& value, const Deadline& deadline) {
+    status send(T& value, const Deadline& deadline, const blocking_site& site) {
         if (lock_free_)
             return block_fast(
-                deadline, [&] { return try_send_fast(value); }, [&] { return send_ready(); },
+                site, deadline, [&] { return try_send_fast(value); }, [&] { return send_ready(); },
                 sendq_, recvq_);
         return block_on(
-            deadline, &value, [&](deferred_wake& wake) { return try_send_locked(value, wake); },
+            site, deadline, &value,
+            [&](deferred_wake& wake) { return try_send_locked(value, wake); },
             &channel_state::enqueue_send);
     }
 
     template <class Deadline>
-    status recv(std::optional<T>& out, const Deadline& deadline) {
+    status recv(std::optional<T>& out, const Deadline& deadline, const blocking_site& site) {
         if (lock_free_)
             return block_fast(
-                deadline, [&] { return try_recv_fast(out); }, [&] { return recv_ready(); }, recvq_,
-                sendq_);
+                site, deadline, [&] { return try_recv_fast(out); }, [&] { return recv_ready(); },
+                recvq_, sendq_);
         return block_on(
-            deadline, &out, [&](deferred_wake& wake) { return try_recv_locked(out, wake); },
+            site, deadline, &out, [&](deferred_wake& wake) { return try_recv_locked(out, wake); },
             &channel_state::enqueue_recv);
     }
 
@@ -379,8 +381,8 @@ private:
     // The lock-free path's blocking loop: try; spin a little; link a waiter, fence, re-check
     // (a change we raced with is then seen either by us or by the notifier); sleep; retry.
     template <class Deadline, class Try, class Ready>
-    status block_fast(const Deadline& deadline, Try try_fast, Ready ready, wait_queue& mine,
-                      wait_queue& theirs) {
+    status block_fast(const blocking_site& site, const Deadline& deadline, Try try_fast,
+                      Ready ready, wait_queue& mine, wait_queue& theirs) {
         backoff spin;
         for (int round = 0;; ++round) {
             const attempt a = try_fast();
@@ -399,6 +401,8 @@ private:
                 spin.snooze();
                 continue;
             }
+            if (round == 8)
+                note_blocking(site); // about to park: say so once, if this is a worker
             wait_context ctx(thread_parker::current());
             waiter w;
             w.ctx = &ctx;
@@ -427,8 +431,8 @@ private:
     }
 
     template <class Deadline, class Try>
-    status block_on(const Deadline& deadline, void* value, Try try_locked,
-                    void (channel_state::*enqueue)(waiter&)) {
+    status block_on(const blocking_site& site, const Deadline& deadline, void* value,
+                    Try try_locked, void (channel_state::*enqueue)(waiter&)) {
         for (;;) {
             wait_context ctx(thread_parker::current());
             waiter w;
@@ -442,6 +446,7 @@ private:
                     return to_status(a);
                 (this->*enqueue)(w);
             }
+            note_blocking(site); // outside the lock: the handler may do anything
             if constexpr (std::is_same_v<Deadline, no_deadline>) {
                 ctx.wait();
             } else if (!ctx.wait_until(deadline)) {
@@ -473,7 +478,8 @@ private:
 
 // Blocks the calling thread for ever (an operation on a nil channel), or until `deadline`.
 template <class Deadline>
-status wait_on_nil(const Deadline& deadline) {
+status wait_on_nil(const Deadline& deadline, const blocking_site& site) {
+    note_blocking(site);
     wait_context ctx(thread_parker::current());
     if constexpr (std::is_same_v<Deadline, no_deadline>) {
         for (;;)
@@ -695,10 +701,12 @@ public:
 
     // Blocks until the value is taken (or buffered). Returns false if the channel is closed,
     // leaving `value` unmoved.
-    bool send(T&& value) { return send_until_impl(value, detail::no_deadline{}) == status::ok; }
-    bool send(const T& value) {
+    bool send(T&& value, std::source_location loc = std::source_location::current()) {
+        return send_until_impl(value, detail::no_deadline{}, send_site(loc)) == status::ok;
+    }
+    bool send(const T& value, std::source_location loc = std::source_location::current()) {
         T copy(value);
-        return send(std::move(copy));
+        return send(std::move(copy), loc);
     }
 
     // Never blocks: ok, not_ready (full, or no receiver for a rendezvous) or closed. Moves
@@ -716,16 +724,17 @@ public:
     }
     template <class Clock, class Duration>
     status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
-        return send_until_impl(value, deadline);
+        return send_until_impl(value, deadline, {k_send_until, "co_await ch.async_send_for(v, d)"});
     }
 
     // Blocks until a value arrives; nullopt once the channel is closed and drained.
-    std::optional<T> recv() {
+    std::optional<T> recv(std::source_location loc = std::source_location::current()) {
         std::optional<T> out;
+        const detail::blocking_site site("weft::channel::recv", "co_await ch.async_recv()", loc);
         if (!state_)
-            detail::wait_on_nil(detail::no_deadline{});
+            detail::wait_on_nil(detail::no_deadline{}, site);
         else
-            state_->recv(out, detail::no_deadline{});
+            state_->recv(out, detail::no_deadline{}, site);
         return out;
     }
 
@@ -745,10 +754,11 @@ public:
     }
     template <class Clock, class Duration>
     recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
+        const detail::blocking_site site(k_recv_until, "co_await ch.async_recv_for(d)");
         if (!state_)
-            return detail::wait_on_nil(deadline);
+            return detail::wait_on_nil(deadline, site);
         std::optional<T> out;
-        status s = state_->recv(out, deadline);
+        status s = state_->recv(out, deadline, site);
         return s == status::ok ? recv_result<T>(std::move(*out)) : recv_result<T>(s);
     }
 
@@ -832,11 +842,17 @@ private:
     friend struct detail::channel_access;
 
     template <class Deadline>
-    status send_until_impl(T& value, const Deadline& deadline) {
+    status send_until_impl(T& value, const Deadline& deadline, const detail::blocking_site& site) {
         if (!state_)
-            return detail::wait_on_nil(deadline);
-        return state_->send(value, deadline);
+            return detail::wait_on_nil(deadline, site);
+        return state_->send(value, deadline, site);
     }
+    static detail::blocking_site send_site(const std::source_location& loc) noexcept {
+        return {"weft::channel::send", "co_await ch.async_send(v)", loc};
+    }
+    // The deadline forms take no source_location: each reports once, wherever it is called.
+    static constexpr const char* k_recv_until = "weft::channel::recv_for/recv_until";
+    static constexpr const char* k_send_until = "weft::channel::send_for/send_until";
 
     std::shared_ptr<detail::channel_state<T>> state_;
 };
@@ -850,8 +866,12 @@ public:
     sender() noexcept = default;
     sender(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
-    bool send(T&& value) { return channel_.send(std::move(value)); }
-    bool send(const T& value) { return channel_.send(value); }
+    bool send(T&& value, std::source_location loc = std::source_location::current()) {
+        return channel_.send(std::move(value), loc);
+    }
+    bool send(const T& value, std::source_location loc = std::source_location::current()) {
+        return channel_.send(value, loc);
+    }
     status try_send(T&& value) { return channel_.try_send(std::move(value)); }
     status try_send(const T& value) { return channel_.try_send(value); }
     template <class Rep, class Period>
@@ -894,7 +914,9 @@ public:
     receiver() noexcept = default;
     receiver(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
-    std::optional<T> recv() { return channel_.recv(); }
+    std::optional<T> recv(std::source_location loc = std::source_location::current()) {
+        return channel_.recv(loc);
+    }
     detail::recv_awaiter<T> async_recv() { return channel_.async_recv(); }
     template <class Rep, class Period>
     task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {

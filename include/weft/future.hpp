@@ -8,6 +8,7 @@
 //   int w = other.get();             // on a thread
 #pragma once
 
+#include "blocking_report.hpp"
 #include "scheduler.hpp"
 
 #include <atomic>
@@ -136,7 +137,10 @@ public:
     R await_resume() { return state_->take(); }
 
     // Blocks the calling thread until the result is set; returns it or rethrows.
-    R get() {
+    // (On a worker thread that would wait, this is reported: see blocking_report.hpp.)
+    R get(std::source_location loc = std::source_location::current()) {
+        if (!state_->ready())
+            detail::note_blocking({"weft::future::get", "co_await the future", loc});
         state_->wait();
         return state_->take();
     }

@@ -1,6 +1,7 @@
 // weft::wait_group — Go's sync.WaitGroup: wait until a counter of outstanding work drops to 0.
 #pragma once
 
+#include "blocking_report.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
@@ -42,7 +43,9 @@ public:
     void done() { add(-1); }
 
     // Blocks until the counter is zero.
-    void wait() { (void)wait_until_impl<false>({}); }
+    void wait(std::source_location loc = std::source_location::current()) {
+        (void)wait_until_impl<false>({}, {"weft::wait_group::wait", k_instead, loc});
+    }
 
     // Blocks until the counter is zero or the deadline passes; true if it reached zero.
     template <class Rep, class Period>
@@ -51,7 +54,8 @@ public:
     }
     template <class Clock, class Duration>
     bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
-        return wait_until_impl<true>(deadline);
+        return wait_until_impl<true>(deadline,
+                                     {"weft::wait_group::wait_for/wait_until", k_instead});
     }
 
     // In a task: `co_await wg.async_wait()` suspends the task (not its worker) until the
@@ -71,6 +75,7 @@ public:
     }
 
 private:
+    static constexpr const char* k_instead = "co_await wg.async_wait()";
     friend class detail::task_park<wait_group>;
 
     // task_park's step: done at zero, else link the waiter (parked).
@@ -89,7 +94,7 @@ private:
     }
 
     template <bool HasDeadline, class Deadline = std::chrono::steady_clock::time_point>
-    bool wait_until_impl(const Deadline& deadline) {
+    bool wait_until_impl(const Deadline& deadline, const detail::blocking_site& site) {
         detail::wait_context ctx(detail::thread_parker::current());
         detail::waiter w;
         w.ctx = &ctx;
@@ -99,6 +104,7 @@ private:
                 return true;
             waiters_.push_back(&w);
         }
+        detail::note_blocking(site); // outside the lock: the handler may do anything
         if constexpr (!HasDeadline) {
             ctx.wait();
         } else if (!ctx.wait_until(deadline)) {

@@ -126,8 +126,10 @@ public:
 
     // Runs `cmd` (a command, or one alternative of it) on the aggregate `stream`: co_await
     // the future in a task, or get() it on a thread.
-    // (Forwarding references and an overload instead of a default argument: g++ 12 destroys
-    // temporaries that a call inside a co_await expression creates for its parameters twice.)
+    // Not a coroutine: the command is moved into the actor's message before anything waits.
+    // (g++ 12 still destroys an aggregate temporary with a std::string member twice when the
+    // caller writes it inside co_await, before this runs: see "Known compiler issues" in the
+    // README.)
     template <class Cmd>
     requires std::constructible_from<command, Cmd&&> future<command_result>
     handle(const std::string& stream, Cmd&& cmd, const command_options& options) {
