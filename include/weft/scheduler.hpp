@@ -5,7 +5,7 @@
 //   s.spawn([] { ... });                        // a callable,
 //   s.spawn([]() -> weft::task<> { ... });      // a callable returning a task,
 //   s.spawn(some_task());                       // or a task: fire-and-forget
-//   weft::go(f);                                // spawn on default_scheduler()
+//   weft::go(f);                                // on this task's scheduler, else default
 //
 // Each worker owns a Chase-Lev deque: work spawned on a worker goes to the bottom of its own
 // deque (LIFO, cache-hot), idle workers steal from the top of a random victim's (FIFO, oldest
@@ -705,18 +705,27 @@ inline spawned_task::promise_type::~promise_type() {
         owner->untrack(*this);
 }
 
+// Set once default_scheduler() has been started; lets a test see that go() in a task did not.
+inline std::atomic<bool> default_scheduler_started{false};
+
 } // namespace detail
 
 // The process-wide scheduler, started on first use with default_worker_count() workers.
 inline scheduler& default_scheduler() {
     static scheduler instance;
+    // relaxed: a flag for tests, which read it after a wait that orders it.
+    static const bool started =
+        (detail::default_scheduler_started.store(true, std::memory_order_relaxed), true);
+    (void)started;
     return instance;
 }
 
-// Go's `go f()`: spawn on the default scheduler.
+// Go's `go f()`: spawn on the scheduler running the calling task, as a goroutine starts
+// goroutines on its own runtime; from any other thread, on default_scheduler().
 template <class F>
 void go(F&& f) {
-    default_scheduler().spawn(std::forward<F>(f));
+    scheduler* s = scheduler::current();
+    (s ? *s : default_scheduler()).spawn(std::forward<F>(f));
 }
 
 } // namespace weft
