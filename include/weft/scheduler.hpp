@@ -642,7 +642,12 @@ private:
     // spawned task's frame, directly or through the tasks it awaits), then each live spawned
     // task is destroyed, which destroys the tasks it owns.
     void destroy_unfinished() {
-        injected_.clear();
+        {
+            // A timer, blocking-pool or plain thread may still wake one of our tasks now
+            // (inject() locks too); the frame it wakes is destroyed below and never runs.
+            std::lock_guard lock(injected_mutex_);
+            injected_.clear();
+        }
         for (auto& w : workers_) {
             while (w->deque.pop()) {
             }
@@ -710,14 +715,25 @@ inline std::atomic<bool> default_scheduler_started{false};
 
 } // namespace detail
 
-// The process-wide scheduler, started on first use with default_worker_count() workers.
+// The process-wide scheduler, started on first use with default_worker_count() workers, and
+// never destroyed: when main returns, its tasks stop wherever they are, as goroutines do.
+//
+// Why never destroyed (the exit race): as a function-local static it was destroyed at exit, in
+// reverse order of construction. Its own workers were joined first, but other threads could
+// still be inside it or enter it: a worker of another scheduler made earlier (a static one,
+// destroyed later) whose task had just spawned here and was still in schedule()/wake_one(), a
+// timer or blocking-pool thread (never joined) waking a task here, a detached thread calling
+// go(). They then used the freed deques, injection queue and live list (SIGSEGV), or spawned
+// onto a dead scheduler. And its destructor's join made exit hang on a task stuck in a blocking
+// call. The timer service and the blocking pool are leaked for the same reason. The price: a
+// task still running at exit may see the program's statics being destroyed, as any thread may.
 inline scheduler& default_scheduler() {
-    static scheduler instance;
-    // relaxed: a flag for tests, which read it after a wait that orders it.
-    static const bool started =
-        (detail::default_scheduler_started.store(true, std::memory_order_relaxed), true);
-    (void)started;
-    return instance;
+    static scheduler* const instance = [] {
+        // relaxed: a flag for tests, which read it after a wait that orders it.
+        detail::default_scheduler_started.store(true, std::memory_order_relaxed);
+        return new scheduler;
+    }();
+    return *instance;
 }
 
 // Go's `go f()`: spawn on the scheduler running the calling task, as a goroutine starts
