@@ -97,8 +97,9 @@ struct join_counter {
 
     // True for the caller that brought the count to zero: it resumes the parent.
     bool arrive() noexcept {
-        // acq_rel: release publishes this child's result; the last arriver's acquire sees
-        // every other child's result before it resumes the parent.
+        // acq_rel: release publishes this child's result; the last arriver's acquire (a
+        // child's, or the parent's own in await_suspend) sees every child's result before the
+        // parent goes on.
         return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
     }
 };
