@@ -1,7 +1,7 @@
 // A program that returns from main right after wg.wait() exits cleanly, however its tasks and
 // the process's exit interleave: each test runs exit_after_wait_child (see there) many times as
 // a child process while busy threads load every CPU, and counts the runs that did not exit 0.
-// WEFT_EXIT_RUNS sets the runs per shape (default 100).
+// WEFT_EXIT_RUNS sets the runs per shape (default 100; 20 in sanitizer builds).
 #include "catch_compat.hpp"
 
 #include <spawn.h>
@@ -18,11 +18,23 @@ extern char** environ;
 
 namespace {
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int k_default_runs = 20; // a sanitized child takes ~10x as long
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr int k_default_runs = 20;
+#else
+constexpr int k_default_runs = 100;
+#endif
+#else
+constexpr int k_default_runs = 100;
+#endif
+
 int runs() {
     if (const char* text = std::getenv("WEFT_EXIT_RUNS"))
         if (const int n = std::atoi(text); n > 0)
             return n;
-    return 100;
+    return k_default_runs;
 }
 
 // Keeps every CPU busy while it lives, so the child's threads get preempted at odd places.
