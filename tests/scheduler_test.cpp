@@ -6,6 +6,7 @@
 #include <weft/select.hpp>
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
+#include <weft/task_group.hpp>
 #include <weft/time.hpp>
 
 #include <atomic>
@@ -61,6 +62,68 @@ TEST_CASE("go runs work on the default scheduler") {
     wg.wait();
     CHECK(ran == 100);
     CHECK(weft::default_scheduler().size() >= 1);
+}
+
+TEST_CASE("go inside a task runs on that task's scheduler") {
+    const bool started_before = weft::detail::default_scheduler_started.load();
+    weft::scheduler s(1);
+    weft::wait_group wg;
+    std::atomic<int> on_s{0};
+    std::atomic<int> ran{0};
+    constexpr int n = 100;
+    wg.add(n);
+    s.spawn([&] {
+        for (int i = 0; i < n; ++i)
+            weft::go([&] {
+                ++ran;
+                if (weft::scheduler::current() == &s)
+                    ++on_s;
+                wg.done();
+            });
+    });
+    wg.wait();
+    CHECK(ran == n);
+    CHECK(on_s == n);
+    // Each ctest entry is its own process, where nothing else starts the default scheduler;
+    // run with the whole file, an earlier test may have started it.
+    if (!started_before)
+        CHECK_FALSE(weft::detail::default_scheduler_started.load());
+}
+
+TEST_CASE(
+    "a capturing coroutine lambda given to spawn or go or a task_group lives while it waits") {
+    weft::scheduler s(1);
+    weft::channel<int> ch(0);
+    weft::wait_group wg;
+    std::atomic<int> intact{0};
+    std::atomic<long> received{0};
+    constexpr int each = 50;
+    weft::task_group group(s);
+    wg.add(3 * each);
+    for (int i = 0; i < each; ++i) {
+        // The captures live only in the closure object handed over: nothing else keeps them.
+        auto make = [&, i] {
+            return [&, text = std::string(64, static_cast<char>('a' + i % 26)),
+                    boxed = std::make_shared<int>(i), c = ch, i]() mutable -> weft::task<void> {
+                co_await weft::yield();
+                auto v = co_await c.async_recv(); // suspends until main sends
+                if (v)
+                    received += *v;
+                if (text == std::string(64, static_cast<char>('a' + i % 26)) && *boxed == i)
+                    ++intact;
+                wg.done();
+            };
+        };
+        s.spawn(make());
+        group.spawn(make());
+        s.spawn([&, make] { weft::go(make()); }); // go inside a task: on s
+    }
+    for (int i = 1; i <= 3 * each; ++i)
+        REQUIRE(ch.send(i));
+    wg.wait();
+    CHECK(intact == 3 * each);
+    CHECK(received == 3L * each * (3 * each + 1) / 2);
+    CHECK_NOTHROW(weft::sync_wait(s, group.wait()));
 }
 
 TEST_CASE("an exception escaping spawned work goes to the handler, and the scheduler goes on") {

@@ -619,11 +619,12 @@ public:
         sent_ = state_->try_send(*value_);
         return sent_ != status::not_ready;
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+    // False (go on without a transfer) when the wait or the fallback task is already over.
+    bool await_suspend(std::coroutine_handle<> h) {
         if (park_)
-            return park_->await_suspend(h) ? std::noop_coroutine() : h;
+            return park_->await_suspend(h);
         slow_ = async_send_impl<status>(state_, *value_, std::nullopt);
-        return start_awaited(slow_, h);
+        return start_inline(slow_, slow_join_, h);
     }
     // True once sent; false if the channel is closed (the value is then left untouched).
     bool await_resume() {
@@ -642,6 +643,7 @@ private:
     std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
     std::optional<task_park<channel_state<T>>> park_;
     task<status> slow_;
+    join_counter slow_join_{1}; // slow_'s awaiter state
 };
 
 template <class T>
@@ -663,11 +665,12 @@ public:
         }
         return state_->try_recv(out_) != status::not_ready;
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+    // False (go on without a transfer) when the wait or the fallback task is already over.
+    bool await_suspend(std::coroutine_handle<> h) {
         if (park_)
-            return park_->await_suspend(h) ? std::noop_coroutine() : h;
+            return park_->await_suspend(h);
         slow_ = async_recv_impl<std::optional<T>>(state_, std::nullopt);
-        return start_awaited(slow_, h);
+        return start_inline(slow_, slow_join_, h);
     }
     // A value, or nullopt once the channel is closed and drained.
     std::optional<T> await_resume() {
@@ -684,6 +687,7 @@ private:
     std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
     std::optional<task_park<channel_state<T>>> park_;
     task<std::optional<T>> slow_;
+    join_counter slow_join_{1}; // slow_'s awaiter state
 };
 
 } // namespace detail

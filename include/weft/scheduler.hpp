@@ -5,7 +5,7 @@
 //   s.spawn([] { ... });                        // a callable,
 //   s.spawn([]() -> weft::task<> { ... });      // a callable returning a task,
 //   s.spawn(some_task());                       // or a task: fire-and-forget
-//   weft::go(f);                                // spawn on default_scheduler()
+//   weft::go(f);                                // on this task's scheduler, else default
 //
 // Each worker owns a Chase-Lev deque: work spawned on a worker goes to the bottom of its own
 // deque (LIFO, cache-hot), idle workers steal from the top of a random victim's (FIFO, oldest
@@ -642,7 +642,12 @@ private:
     // spawned task's frame, directly or through the tasks it awaits), then each live spawned
     // task is destroyed, which destroys the tasks it owns.
     void destroy_unfinished() {
-        injected_.clear();
+        {
+            // A timer, blocking-pool or plain thread may still wake one of our tasks now
+            // (inject() locks too); the frame it wakes is destroyed below and never runs.
+            std::lock_guard lock(injected_mutex_);
+            injected_.clear();
+        }
         for (auto& w : workers_) {
             while (w->deque.pop()) {
             }
@@ -705,18 +710,38 @@ inline spawned_task::promise_type::~promise_type() {
         owner->untrack(*this);
 }
 
+// Set once default_scheduler() has been started; lets a test see that go() in a task did not.
+inline std::atomic<bool> default_scheduler_started{false};
+
 } // namespace detail
 
-// The process-wide scheduler, started on first use with default_worker_count() workers.
+// The process-wide scheduler, started on first use with default_worker_count() workers, and
+// never destroyed: when main returns, its tasks stop wherever they are, as goroutines do.
+//
+// Why never destroyed (the exit race): as a function-local static it was destroyed at exit, in
+// reverse order of construction. Its own workers were joined first, but other threads could
+// still be inside it or enter it: a worker of another scheduler made earlier (a static one,
+// destroyed later) whose task had just spawned here and was still in schedule()/wake_one(), a
+// timer or blocking-pool thread (never joined) waking a task here, a detached thread calling
+// go(). They then used the freed deques, injection queue and live list (SIGSEGV), or spawned
+// onto a dead scheduler. And its destructor's join made exit hang on a task stuck in a blocking
+// call. The timer service and the blocking pool are leaked for the same reason. The price: a
+// task still running at exit may see the program's statics being destroyed, as any thread may.
 inline scheduler& default_scheduler() {
-    static scheduler instance;
-    return instance;
+    static scheduler* const instance = [] {
+        // relaxed: a flag for tests, which read it after a wait that orders it.
+        detail::default_scheduler_started.store(true, std::memory_order_relaxed);
+        return new scheduler;
+    }();
+    return *instance;
 }
 
-// Go's `go f()`: spawn on the default scheduler.
+// Go's `go f()`: spawn on the scheduler running the calling task, as a goroutine starts
+// goroutines on its own runtime; from any other thread, on default_scheduler().
 template <class F>
 void go(F&& f) {
-    default_scheduler().spawn(std::forward<F>(f));
+    scheduler* s = scheduler::current();
+    (s ? *s : default_scheduler()).spawn(std::forward<F>(f));
 }
 
 } // namespace weft

@@ -6,10 +6,19 @@
 //   int v = weft::sync_wait(twice());                  // 84, on default_scheduler()
 //   auto [x, y] = co_await weft::when_all(f(), g());   // f and g in parallel
 //
-// A task starts only when awaited (or spawned, or passed to sync_wait), runs to its first
-// suspension on the awaiting thread, and resumes its awaiter by symmetric transfer when done,
-// so a chain of awaits never grows the stack. An exception thrown in a task reaches whoever
-// awaits it. Awaiting a moved-from task throws task_error.
+// A task starts only when awaited (or spawned, or passed to sync_wait) and runs to its first
+// suspension on the awaiting thread. If it finished by then, the awaiter simply goes on; if it
+// suspended, it resumes its awaiter by symmetric transfer when done. So a chain of awaits never
+// grows the stack, also in builds where a transfer is not a tail call (-O0, sanitizers). An
+// exception thrown in a task reaches whoever awaits it. Awaiting a moved-from task throws
+// task_error.
+//
+// A task is lazy and may suspend, so whatever it refers to must outlive it: a `task<>` function
+// that takes a reference (or a coroutine lambda that captures by reference) must be awaited
+// while the referent lives. Take parameters by value to keep them in the task's frame. A
+// capturing coroutine lambda given to go(), spawn() or task_group::spawn() is kept alive by
+// them until its task ends; one called by hand (`[x]() -> task<> {...}()`) is a temporary whose
+// captures die at the end of the full expression.
 #pragma once
 
 #include "detail/frame_pool.hpp"
@@ -59,17 +68,25 @@ using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 struct join_counter;
 template <class T>
 std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept;
-// For awaiters that fall back to a task: starts `t` so that it resumes `continuation` when it
-// finishes (what co_await does); returns the handle to transfer to.
+// What co_await of a task does, for awaiters that fall back to a task: runs `t` here until it
+// finishes or first suspends. Returns false if it finished (the caller goes on without a
+// transfer), true if it suspended: it then resumes `parent` when it finishes. `join` is one
+// join_counter(1) kept by the caller while it waits.
 template <class T>
-std::coroutine_handle<> start_awaited(task<T>& t, std::coroutine_handle<> continuation) noexcept;
+bool start_inline(task<T>& t, join_counter& join, std::coroutine_handle<> parent) noexcept;
+template <class Promise>
+bool start_handle(std::coroutine_handle<Promise> child, join_counter& join,
+                  std::coroutine_handle<> parent) noexcept;
 template <class T>
 non_void<T> take_result(task<T>& t);
 
-// Counts the children of a when_all still running; the last one to finish resumes the
-// parent. Starts at children + 1: the parent's own await_suspend takes the last unit after it
-// has started them all, so a child that finishes early cannot resume a parent that is still
-// starting others.
+// Counts the children of a co_await or a when_all still running; the last one to finish
+// resumes the parent. Starts at children + 1: the parent's own await_suspend takes the last
+// unit after it has started them all and run the last one on its own stack. So a child that
+// finishes early cannot resume a parent that is still starting others, and if every child has
+// finished by then, the parent takes the last unit itself and goes on without a transfer: at
+// -O0 and under the sanitizers a transfer is a nested call, and a loop of awaits that finish at
+// once would otherwise grow the stack until it overflows.
 struct join_counter {
     std::atomic<std::size_t> remaining;
     std::coroutine_handle<> parent;
@@ -80,31 +97,30 @@ struct join_counter {
 
     // True for the caller that brought the count to zero: it resumes the parent.
     bool arrive() noexcept {
-        // acq_rel: release publishes this child's result; the last arriver's acquire sees
-        // every other child's result before it resumes the parent.
+        // acq_rel: release publishes this child's result; the last arriver's acquire (a
+        // child's, or the parent's own in await_suspend) sees every child's result before the
+        // parent goes on.
         return remaining.fetch_sub(1, std::memory_order_acq_rel) == 1;
     }
 };
 
-// When a task finishes: resumes its awaiting coroutine, or, for a child of when_all, arrives
-// at the join and resumes the parent if it was the last.
+// When a task finishes: arrives at its awaiter's join and resumes the awaiting coroutine if
+// it was the last (the awaiter has given up its own unit: it is suspended). After a non-last
+// arrival it touches nothing: the awaiter may already be destroying this frame.
 struct resume_continuation {
     bool await_ready() const noexcept { return false; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) const noexcept {
-        auto& p = h.promise();
-        if (p.join)
-            return p.join->arrive() ? p.join->parent : std::noop_coroutine();
-        if (p.continuation)
-            return p.continuation;
+        join_counter* join = h.promise().join;
+        if (join && join->arrive())
+            return join->parent;
         return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
 };
 
 struct task_promise_base : pooled_frame {
-    std::coroutine_handle<> continuation;
-    join_counter* join = nullptr; // set instead of continuation for a child of when_all
+    join_counter* join = nullptr; // the awaiter's, set when it starts the task
     std::suspend_always initial_suspend() const noexcept { return {}; }
     resume_continuation final_suspend() const noexcept { return {}; }
 };
@@ -171,14 +187,15 @@ public:
     auto operator co_await() && {
         struct awaiter {
             std::coroutine_handle<promise_type> h;
+            detail::join_counter join{1};
             bool await_ready() const {
                 if (!h)
                     throw task_error("weft: co_await on an empty (moved-from) task");
                 return false;
             }
-            std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
-                h.promise().continuation = awaiting;
-                return h; // symmetric transfer: start the task on this thread
+            // The task runs here, on this stack; false (go on) if it finished meanwhile.
+            bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+                return detail::start_handle(h, join, awaiting);
             }
             T await_resume() { return h.promise().take(); }
         };
@@ -190,8 +207,8 @@ private:
     template <class U>
     friend std::coroutine_handle<> detail::enlist(task<U>&, detail::join_counter&) noexcept;
     template <class U>
-    friend std::coroutine_handle<> detail::start_awaited(task<U>&,
-                                                         std::coroutine_handle<>) noexcept;
+    friend bool detail::start_inline(task<U>&, detail::join_counter&,
+                                     std::coroutine_handle<>) noexcept;
     template <class U>
     friend detail::non_void<U> detail::take_result(task<U>&);
     explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
@@ -206,10 +223,21 @@ std::coroutine_handle<> enlist(task<T>& t, join_counter& join) noexcept {
     return t.h_;
 }
 
+// Runs `child`, which arrives at `join` when it finishes, until it finishes or suspends, then
+// gives up the parent's unit: false when that was the last one (the child is done), true
+// when the child still runs (its last arrival resumes `parent`).
+template <class Promise>
+bool start_handle(std::coroutine_handle<Promise> child, join_counter& join,
+                  std::coroutine_handle<> parent) noexcept {
+    join.parent = parent;
+    child.promise().join = &join;
+    child.resume();
+    return !join.arrive();
+}
+
 template <class T>
-std::coroutine_handle<> start_awaited(task<T>& t, std::coroutine_handle<> continuation) noexcept {
-    t.h_.promise().continuation = continuation;
-    return t.h_;
+bool start_inline(task<T>& t, join_counter& join, std::coroutine_handle<> parent) noexcept {
+    return start_handle(t.h_, join, parent);
 }
 
 template <class T>
@@ -329,20 +357,21 @@ namespace detail {
 
 // Starts `children` (task handles) and suspends the parent until the last one finishes: all
 // but the last go on the scheduler running the parent (where idle workers can steal them),
-// the last runs at once on this thread by symmetric transfer, as a fork-join recursion wants.
-// Each child was enlisted with `counter`, so it arrives there when it finishes.
+// the last runs at once on this thread, as a fork-join recursion wants. Each child was
+// enlisted with `counter`, so it arrives there when it finishes. Returns false (the parent
+// goes on) if all of them finished before the parent gave up its own unit.
 template <class Handles>
-std::coroutine_handle<> start_children(join_counter& counter, std::coroutine_handle<> parent,
-                                       const Handles& children) {
+bool start_children(join_counter& counter, std::coroutine_handle<> parent,
+                    const Handles& children) {
     counter.parent = parent;
     scheduler* s = scheduler::current();
     if (!s)
         s = &default_scheduler();
     for (std::size_t i = 0; i + 1 < children.size(); ++i)
         s->schedule(children[i]);
-    // The parent's own unit: cannot be the last arrival, the last child has not run yet.
-    counter.arrive();
-    return children.back();
+    children.back().resume();
+    // The parent's own unit, taken after every child has started (see join_counter).
+    return !counter.arrive();
 }
 
 template <class... Ts>
@@ -359,7 +388,7 @@ public:
             tasks_);
         return false;
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
+    bool await_suspend(std::coroutine_handle<> parent) {
         const auto handles = std::apply(
             [&](auto&... t) {
                 return std::array<std::coroutine_handle<>, sizeof...(Ts)>{enlist(t, counter_)...};
@@ -389,7 +418,7 @@ public:
     }
 
     bool await_ready() const noexcept { return tasks_.empty(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) {
+    bool await_suspend(std::coroutine_handle<> parent) {
         handles_.reserve(tasks_.size());
         for (auto& t : tasks_)
             handles_.push_back(enlist(t, counter_));
