@@ -135,6 +135,23 @@ public:
             return ring_.push_ready();
         return false;
     }
+    // The ring's indices, and the two checks above as of when they were read: a non-blocking
+    // select's consistent "nothing ready" (select.hpp).
+    ring_indices indices() const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.indices();
+        return {};
+    }
+    bool recv_ready(ring_indices at) const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.pop_ready(at);
+        return false;
+    }
+    bool send_ready(ring_indices at) const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.push_ready(at);
+        return false;
+    }
 
     // --- operations with mutex() held -------------------------------------------------------
 
