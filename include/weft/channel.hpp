@@ -16,6 +16,7 @@
 #pragma once
 
 #include "detail/atomic_ring.hpp"
+#include "detail/deadline.hpp"
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
@@ -504,6 +505,13 @@ status wait_on_nil(const Deadline& deadline) {
 
 // Lets select reach a handle's state without making it public API.
 struct channel_access {
+    // A handle to a state made elsewhere: after()'s, whose deleter cancels its timer.
+    template <class T>
+    static channel<T> adopt(std::shared_ptr<channel_state<T>> state) noexcept {
+        channel<T> c;
+        c.state_ = std::move(state);
+        return c;
+    }
     template <class T>
     static channel_state<T>* state(const channel<T>& c) noexcept {
         return c.state_.get();
@@ -729,7 +737,7 @@ public:
     // Blocks at most until the deadline: ok, closed or timeout. Moves from `value` only on ok.
     template <class Rep, class Period>
     status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-        return send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+        return send_until(std::move(value), detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
@@ -758,7 +766,7 @@ public:
     // Blocks at most until the deadline: a value, or status closed / timeout.
     template <class Rep, class Period>
     recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
-        return recv_until(std::chrono::steady_clock::now() + timeout);
+        return recv_until(detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
@@ -779,7 +787,7 @@ public:
     // from `value` only on ok. Await the returned task at once: it refers to `value`.
     template <class Rep, class Period>
     task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-        return async_send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+        return async_send_until(std::move(value), detail::deadline_after(timeout));
     }
     task<status> async_send_until(T&& value, std::chrono::steady_clock::time_point deadline) {
         return detail::async_send_impl<status>(state_.get(), value, deadline);
@@ -794,7 +802,7 @@ public:
     // timeout.
     template <class Rep, class Period>
     task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
-        return async_recv_until(std::chrono::steady_clock::now() + timeout);
+        return async_recv_until(detail::deadline_after(timeout));
     }
     task<recv_result<T>> async_recv_until(std::chrono::steady_clock::time_point deadline) {
         return detail::async_recv_impl<recv_result<T>>(state_.get(), deadline);

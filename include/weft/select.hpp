@@ -12,6 +12,7 @@
 #pragma once
 
 #include "channel.hpp"
+#include "detail/deadline.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
@@ -267,10 +268,7 @@ auto otherwise(Fn fn = {}) {
 // Bounds the wait: runs `fn` when no case became ready within `timeout`.
 template <class Rep, class Period, class Fn = detail::no_handler>
 auto on_timeout(std::chrono::duration<Rep, Period> timeout, Fn fn = {}) {
-    return detail::timeout_case<Fn>{
-        std::chrono::steady_clock::now() +
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout),
-        std::move(fn)};
+    return detail::timeout_case<Fn>{detail::deadline_after(timeout), std::move(fn)};
 }
 
 namespace detail {

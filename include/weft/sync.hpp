@@ -1,6 +1,7 @@
 // weft::wait_group — Go's sync.WaitGroup: wait until a counter of outstanding work drops to 0.
 #pragma once
 
+#include "detail/deadline.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
@@ -47,7 +48,7 @@ public:
     // Blocks until the counter is zero or the deadline passes; true if it reached zero.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-        return wait_until(std::chrono::steady_clock::now() + timeout);
+        return wait_until(detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
