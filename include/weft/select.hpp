@@ -235,12 +235,32 @@ void for_each_case(Tuple& cases, Fn&& fn) {
     (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
 }
 
+// Which handles a case may use: Go's channel directions, checked at compile time.
+template <class C>
+inline constexpr bool is_channel_v = false;
+template <class T>
+inline constexpr bool is_channel_v<channel<T>> = true;
+template <class C>
+inline constexpr bool is_sender_v = false;
+template <class T>
+inline constexpr bool is_sender_v<sender<T>> = true;
+template <class C>
+inline constexpr bool is_receiver_v = false;
+template <class T>
+inline constexpr bool is_receiver_v<receiver<T>> = true;
+
 } // namespace detail
 
 // A case that receives from `ch` (a channel<T> or receiver<T>). The handler takes
 // std::optional<T> (nullopt: closed and drained), or T (not called on close), or nothing.
 template <class Channel, class Fn = detail::no_handler>
 auto on_recv(const Channel& ch, Fn fn = {}) {
+    static_assert(!detail::is_sender_v<Channel>,
+                  "weft::on_recv: cannot receive from a sender<T>, it is send-only (Go: receive "
+                  "from send-only channel)");
+    static_assert(detail::is_channel_v<Channel> || detail::is_receiver_v<Channel> ||
+                      detail::is_sender_v<Channel>,
+                  "weft::on_recv takes a channel<T> or a receiver<T>");
     using T = typename Channel::value_type;
     return detail::recv_case<T, Fn>(detail::channel_access::state(ch), std::move(fn));
 }
@@ -250,6 +270,12 @@ auto on_recv(const Channel& ch, Fn fn = {}) {
 // takes bool `sent` (false: the channel is closed) or nothing (then it runs only when sent).
 template <class Channel, class U, class Fn = detail::no_handler>
 auto on_send(const Channel& ch, U&& value, Fn fn = {}) {
+    static_assert(!detail::is_receiver_v<Channel>,
+                  "weft::on_send: cannot send on a receiver<T>, it is receive-only (Go: send to "
+                  "receive-only channel); after() and timer channels are receivers");
+    static_assert(detail::is_channel_v<Channel> || detail::is_sender_v<Channel> ||
+                      detail::is_receiver_v<Channel>,
+                  "weft::on_send takes a channel<T> or a sender<T>");
     using T = typename Channel::value_type;
     auto* state = detail::channel_access::state(ch);
     if constexpr (std::is_lvalue_reference_v<U> && !std::is_const_v<std::remove_reference_t<U>> &&
