@@ -348,7 +348,9 @@ public:
         if (!all_lock_free_)
             return std::nullopt;
         backoff spin;
-        for (int round = 0; has_otherwise || round < rounds; ++round) {
+        // With otherwise() the loop ends only by returning; `round` then stops counting at
+        // `rounds` (it only decides whether to back off).
+        for (int round = 0; has_otherwise || round < rounds; round += round < rounds ? 1 : 0) {
             if (round > 0)
                 spin.snooze();
             shuffle();
