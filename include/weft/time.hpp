@@ -230,7 +230,7 @@ public:
     }
 
 private:
-    // The period in clock ticks, at least one; a huge one saturates (one tick, then never).
+    // The period in clock ticks, at least one; a huge one saturates (the ticker never ticks).
     template <class Rep, class Period>
     static std::chrono::steady_clock::duration checked(std::chrono::duration<Rep, Period> period) {
         if (!(period > period.zero()))

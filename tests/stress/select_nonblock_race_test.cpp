@@ -10,8 +10,9 @@
 // order they sit between c2 and c1 and widen the window), and the peer starts after a random
 // spin of 0-255 steps, so its two operations sweep across the select's pass.
 //
-// Rounds are WEFT_STRESS_ITERS x 20000 (default 3 x 20000, what CI runs under the sanitizers);
-// a soak: `WEFT_STRESS_ITERS=100 ./build/dev/tests/select_nonblock_race_test`.
+// Rounds are WEFT_STRESS_ITERS x 20000 for threads, x 3000 for tasks (a task's round costs more,
+// most of all under TSan); the default WEFT_STRESS_ITERS is 3, what CI runs under the
+// sanitizers. A soak: `WEFT_STRESS_ITERS=100 ./build/dev/tests/select_nonblock_race_test`.
 #include "catch_compat.hpp"
 #include "test_support.hpp"
 
@@ -27,10 +28,8 @@
 
 namespace {
 
-constexpr int k_rounds_per_iter = 20000;
-
-int rounds() {
-    return weft_test::stress_rounds() * k_rounds_per_iter;
+int rounds(int per_iter) {
+    return weft_test::stress_rounds() * per_iter;
 }
 
 // What one round saw, filled in by the selecting side.
@@ -128,7 +127,7 @@ void run_peer(race& x, int n) {
 }
 
 void threads_race(bool mixed) {
-    const int n = rounds();
+    const int n = rounds(20000);
     race x(mixed);
     std::thread selector([&] {
         for (int r = 1; r <= n; ++r) {
@@ -157,7 +156,7 @@ TEST_CASE("a non-blocking select with a locked channel never takes otherwise wro
 // One task does every round's async_select, spinning on `start` with co_await yield() so that
 // it is running, not parked, when the peer moves.
 TEST_CASE("a non-blocking select never takes otherwise while a case is ready (tasks)") {
-    const int n = rounds();
+    const int n = rounds(3000);
     race x(false);
     weft::scheduler s(2);
     s.spawn([&x, n]() -> weft::task<void> {
