@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -112,4 +114,99 @@ TEST_CASE("assigning over a ticker stops the old one") {
     ticker = weft::ticker(1h);
     (void)old_ticks.try_recv(); // a tick may have been taken before the stop
     CHECK(old_ticks.recv_for(20ms).status() == weft::status::timeout);
+}
+
+// --- Go 1.23 semantics -------------------------------------------------------------------------
+
+namespace {
+
+// Waits, without receiving it, until the timer's value sits in its channel (it has fired).
+void wait_until_fired(const weft::receiver<weft::time_point>& ch) {
+    while (ch.size() == 0)
+        std::this_thread::yield();
+}
+
+} // namespace
+
+TEST_CASE("stop on a timer that fired but was not received returns true and takes the value") {
+    weft::timer t(1ms);
+    wait_until_fired(t.channel());
+    CHECK(t.stop()); // Go 1.23: stopped before its value was received
+    CHECK(t.channel().try_recv().status() == weft::status::not_ready);
+    CHECK_FALSE(t.stop()); // already stopped
+}
+
+TEST_CASE("Go's idiom: if not stopped then receive never blocks on a fired timer") {
+    weft::timer t(1ms);
+    wait_until_fired(t.channel());
+    bool would_block = false;
+    if (!t.stop()) // Go: if !t.Stop() { <-t.C }
+        would_block = t.channel().recv_for(200ms).status() == weft::status::timeout;
+    CHECK_FALSE(would_block);
+}
+
+TEST_CASE("reset of a fired but unreceived timer returns true and leaves no stale value") {
+    weft::timer t(1ms);
+    wait_until_fired(t.channel());
+    CHECK(t.reset(1h));
+    CHECK(t.channel().try_recv().status() == weft::status::not_ready);
+    CHECK(t.stop()); // pending again
+}
+
+TEST_CASE("reset of a timer whose value was received returns false and re-arms it") {
+    weft::timer t(1ms);
+    REQUIRE(t.channel().recv());
+    CHECK_FALSE(t.reset(1ms));
+    CHECK(t.channel().recv_for(10s).status() == weft::status::ok);
+}
+
+TEST_CASE("ticker reset leaves no stale tick") {
+    weft::ticker k(1ms);
+    wait_until_fired(k.channel());
+    k.reset(1h);
+    CHECK(k.channel().try_recv().status() == weft::status::not_ready);
+}
+
+TEST_CASE("a ticker reset that throws changes nothing: the ticker keeps ticking") {
+    weft::ticker k(2ms);
+    REQUIRE(k.channel().recv());
+    CHECK_THROWS_AS(k.reset(0ms), std::invalid_argument);
+    CHECK_THROWS_AS(k.reset(-1s), std::invalid_argument);
+    for (int i = 0; i < 3; ++i)
+        CHECK(k.channel().recv_for(10s).status() == weft::status::ok);
+}
+
+TEST_CASE("after() whose receivers are all gone is cancelled at once") {
+    auto& service = weft::detail::timer_service::instance();
+    const std::size_t before = service.pending();
+    for (int i = 0; i < 10'000; ++i)
+        (void)weft::after(1h);
+    CHECK(service.pending() == before);
+
+    // A receiver still held keeps its timer, and copies keep it too.
+    auto kept = weft::after(1h);
+    auto copy = kept;
+    CHECK(service.pending() == before + 1);
+    kept = {};
+    CHECK(service.pending() == before + 1);
+    copy = {};
+    CHECK(service.pending() == before);
+}
+
+TEST_CASE("stop and reset and channel on a moved-from timer or ticker throw logic_error") {
+    weft::timer t(1h);
+    weft::timer t2(std::move(t));
+    CHECK_THROWS_WITH(t.stop(), "weft: stop() on a moved-from timer");
+    CHECK_THROWS_WITH(t.reset(1s), "weft: reset() on a moved-from timer");
+    CHECK_THROWS_WITH(t.channel(), "weft: channel() on a moved-from timer");
+    CHECK_THROWS_AS(t.stop(), std::logic_error);
+    CHECK(t2.stop()); // the moved-to timer is the live one
+
+    weft::ticker k(1h);
+    weft::ticker k2(std::move(k));
+    CHECK_THROWS_WITH(k.stop(), "weft: stop() on a moved-from ticker");
+    CHECK_THROWS_WITH(k.reset(1s), "weft: reset() on a moved-from ticker");
+    CHECK_THROWS_WITH(k.channel(), "weft: channel() on a moved-from ticker");
+    CHECK_THROWS_AS(k.reset(1s), std::logic_error);
+    k2.stop();
 }

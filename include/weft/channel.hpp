@@ -17,6 +17,7 @@
 
 #include "blocking_report.hpp"
 #include "detail/atomic_ring.hpp"
+#include "detail/deadline.hpp"
 #include "detail/ring_buffer.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
@@ -134,6 +135,23 @@ public:
     bool send_ready() const noexcept {
         if constexpr (k_ring_capable)
             return ring_.push_ready();
+        return false;
+    }
+    // The ring's indices, and the two checks above as of when they were read: a non-blocking
+    // select's consistent "nothing ready" (select.hpp).
+    ring_indices indices() const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.indices();
+        return {};
+    }
+    bool recv_ready(ring_indices at) const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.pop_ready(at);
+        return false;
+    }
+    bool send_ready(ring_indices at) const noexcept {
+        if constexpr (k_ring_capable)
+            return ring_.push_ready(at);
         return false;
     }
 
@@ -493,6 +511,13 @@ status wait_on_nil(const Deadline& deadline, const blocking_site& site) {
 
 // Lets select reach a handle's state without making it public API.
 struct channel_access {
+    // A handle to a state made elsewhere: after()'s, whose deleter cancels its timer.
+    template <class T>
+    static channel<T> adopt(std::shared_ptr<channel_state<T>> state) noexcept {
+        channel<T> c;
+        c.state_ = std::move(state);
+        return c;
+    }
     template <class T>
     static channel_state<T>* state(const channel<T>& c) noexcept {
         return c.state_.get();
@@ -724,7 +749,7 @@ public:
     // Blocks at most until the deadline: ok, closed or timeout. Moves from `value` only on ok.
     template <class Rep, class Period>
     status send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-        return send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+        return send_until(std::move(value), detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     status send_until(T&& value, std::chrono::time_point<Clock, Duration> deadline) {
@@ -754,7 +779,7 @@ public:
     // Blocks at most until the deadline: a value, or status closed / timeout.
     template <class Rep, class Period>
     recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
-        return recv_until(std::chrono::steady_clock::now() + timeout);
+        return recv_until(detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
@@ -776,7 +801,7 @@ public:
     // from `value` only on ok. Await the returned task at once: it refers to `value`.
     template <class Rep, class Period>
     task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
-        return async_send_until(std::move(value), std::chrono::steady_clock::now() + timeout);
+        return async_send_until(std::move(value), detail::deadline_after(timeout));
     }
     task<status> async_send_until(T&& value, std::chrono::steady_clock::time_point deadline) {
         return detail::async_send_impl<status>(state_.get(), value, deadline);
@@ -791,7 +816,7 @@ public:
     // timeout.
     template <class Rep, class Period>
     task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
-        return async_recv_until(std::chrono::steady_clock::now() + timeout);
+        return async_recv_until(detail::deadline_after(timeout));
     }
     task<recv_result<T>> async_recv_until(std::chrono::steady_clock::time_point deadline) {
         return detail::async_recv_impl<recv_result<T>>(state_.get(), deadline);

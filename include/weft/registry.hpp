@@ -22,6 +22,7 @@
 #pragma once
 
 #include "actor.hpp"
+#include "detail/deadline.hpp"
 #include "detail/timer_service.hpp"
 
 #include <array>
@@ -218,8 +219,8 @@ private:
         const auto period =
             std::max(options_.idle_timeout / 2,
                      std::chrono::steady_clock::duration(std::chrono::milliseconds(1)));
-        sweep_timer_ = detail::timer_service::instance().schedule(
-            std::chrono::steady_clock::now() + period, [this] {
+        sweep_timer_ =
+            detail::timer_service::instance().schedule(detail::deadline_after(period), [this] {
                 passivate_idle(options_.idle_timeout);
                 schedule_sweep();
             });

@@ -23,6 +23,7 @@
 #pragma once
 
 #include "detail/blocking_pool.hpp"
+#include "detail/deadline.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
@@ -548,7 +549,7 @@ private:
         if (deadlock_.closed)
             return;
         deadlock_.timer = detail::timer_service::instance().schedule(
-            std::chrono::steady_clock::now() + deadlock_.grace,
+            detail::deadline_after(deadlock_.grace),
             [this, seen_epoch] { check_deadlock(seen_epoch); });
     }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "channel.hpp"
+#include "detail/deadline.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
@@ -67,6 +68,9 @@ public:
     }
     // Lock-free channels only: could a retry make progress now?
     bool ready() const noexcept { return state_->lock_free() && state_->recv_ready(); }
+    // Lock-free channels only: the ring's indices, and ready() as of when they were read.
+    ring_indices indices() const noexcept { return state_->indices(); }
+    bool ready_at(ring_indices at) const noexcept { return state_->recv_ready(at); }
     // Lock-free channels only, without the lock.
     attempt try_lock_free() noexcept { return state_->try_recv_fast(value_); }
     void enqueue(waiter& w) noexcept {
@@ -122,6 +126,9 @@ public:
     }
     // Lock-free channels only: could a retry make progress now?
     bool ready() const noexcept { return state_->lock_free() && state_->send_ready(); }
+    // Lock-free channels only: the ring's indices, and ready() as of when they were read.
+    ring_indices indices() const noexcept { return state_->indices(); }
+    bool ready_at(ring_indices at) const noexcept { return state_->send_ready(at); }
     // Lock-free channels only, without the lock.
     attempt try_lock_free() noexcept { return state_->try_send_fast(value()); }
     void enqueue(waiter& w) noexcept {
@@ -228,12 +235,32 @@ void for_each_case(Tuple& cases, Fn&& fn) {
     (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
 }
 
+// Which handles a case may use: Go's channel directions, checked at compile time.
+template <class C>
+inline constexpr bool is_channel_v = false;
+template <class T>
+inline constexpr bool is_channel_v<channel<T>> = true;
+template <class C>
+inline constexpr bool is_sender_v = false;
+template <class T>
+inline constexpr bool is_sender_v<sender<T>> = true;
+template <class C>
+inline constexpr bool is_receiver_v = false;
+template <class T>
+inline constexpr bool is_receiver_v<receiver<T>> = true;
+
 } // namespace detail
 
 // A case that receives from `ch` (a channel<T> or receiver<T>). The handler takes
 // std::optional<T> (nullopt: closed and drained), or T (not called on close), or nothing.
 template <class Channel, class Fn = detail::no_handler>
 auto on_recv(const Channel& ch, Fn fn = {}) {
+    static_assert(!detail::is_sender_v<Channel>,
+                  "weft::on_recv: cannot receive from a sender<T>, it is send-only (Go: receive "
+                  "from send-only channel)");
+    static_assert(detail::is_channel_v<Channel> || detail::is_receiver_v<Channel> ||
+                      detail::is_sender_v<Channel>,
+                  "weft::on_recv takes a channel<T> or a receiver<T>");
     using T = typename Channel::value_type;
     return detail::recv_case<T, Fn>(detail::channel_access::state(ch), std::move(fn));
 }
@@ -243,6 +270,12 @@ auto on_recv(const Channel& ch, Fn fn = {}) {
 // takes bool `sent` (false: the channel is closed) or nothing (then it runs only when sent).
 template <class Channel, class U, class Fn = detail::no_handler>
 auto on_send(const Channel& ch, U&& value, Fn fn = {}) {
+    static_assert(!detail::is_receiver_v<Channel>,
+                  "weft::on_send: cannot send on a receiver<T>, it is receive-only (Go: send to "
+                  "receive-only channel); after() and timer channels are receivers");
+    static_assert(detail::is_channel_v<Channel> || detail::is_sender_v<Channel> ||
+                      detail::is_receiver_v<Channel>,
+                  "weft::on_send takes a channel<T> or a sender<T>");
     using T = typename Channel::value_type;
     auto* state = detail::channel_access::state(ch);
     if constexpr (std::is_lvalue_reference_v<U> && !std::is_const_v<std::remove_reference_t<U>> &&
@@ -261,10 +294,7 @@ auto otherwise(Fn fn = {}) {
 // Bounds the wait: runs `fn` when no case became ready within `timeout`.
 template <class Rep, class Period, class Fn = detail::no_handler>
 auto on_timeout(std::chrono::duration<Rep, Period> timeout, Fn fn = {}) {
-    return detail::timeout_case<Fn>{
-        std::chrono::steady_clock::now() +
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout),
-        std::move(fn)};
+    return detail::timeout_case<Fn>{detail::deadline_after(timeout), std::move(fn)};
 }
 
 namespace detail {
@@ -312,12 +342,15 @@ public:
     // times with a short back-off between rounds (a peer is often a few hundred nanoseconds
     // away). Taking the locks would add nothing: lock-free operations do not take them. A
     // select with a locked channel skips this, since polling only its lock-free cases would
-    // favour them.
+    // favour them. With otherwise() it polls until a case runs or a double collect confirms
+    // that none was ready (see confirmed_none_ready), then runs otherwise().
     std::optional<select_result> poll_lock_free(int rounds) {
         if (!all_lock_free_)
             return std::nullopt;
         backoff spin;
-        for (int round = 0; round < (has_otherwise ? 1 : rounds); ++round) {
+        // With otherwise() the loop ends only by returning; `round` then stops counting at
+        // `rounds` (it only decides whether to back off).
+        for (int round = 0; has_otherwise || round < rounds; round += round < rounds ? 1 : 0) {
             if (round > 0)
                 spin.snooze();
             shuffle();
@@ -329,8 +362,11 @@ public:
                 if (a != attempt::not_ready)
                     return finish(order_[j], a == attempt::done);
             }
-            if constexpr (has_otherwise)
-                return finish_special();
+            if constexpr (has_otherwise) {
+                if (confirmed_none_ready())
+                    return finish_special();
+                continue; // a ring moved while we looked: look again
+            }
             if constexpr (has_timeout)
                 if (std::chrono::steady_clock::now() >= deadline_)
                     break; // link() still tries once more under the locks
@@ -354,16 +390,23 @@ public:
         {
             deferred_wake wake;
             lock_set<n> locks(mutexes, live_);
-            for (std::size_t j = 0; j < live_; ++j) {
-                attempt a = attempt::not_ready;
-                on_channel_case(order_[j], [&](auto& c) { a = c.try_op(wake); });
-                if (a != attempt::not_ready) {
-                    locks.unlock();
-                    wake.flush();
-                    if (a == attempt::done)
-                        on_channel_case(order_[j], [](auto& c) { c.after_success(); });
-                    return finish(order_[j], a == attempt::done);
+            // The locks freeze the locked channels, not the lock-free rings: with otherwise(),
+            // go round until a double collect of the rings confirms that nothing was ready.
+            for (bool again = true; again;) {
+                again = false;
+                for (std::size_t j = 0; j < live_; ++j) {
+                    attempt a = attempt::not_ready;
+                    on_channel_case(order_[j], [&](auto& c) { a = c.try_op(wake); });
+                    if (a != attempt::not_ready) {
+                        locks.unlock();
+                        wake.flush();
+                        if (a == attempt::done)
+                            on_channel_case(order_[j], [](auto& c) { c.after_success(); });
+                        return finish(order_[j], a == attempt::done);
+                    }
                 }
+                if constexpr (has_otherwise)
+                    again = !confirmed_none_ready();
             }
             if constexpr (has_otherwise) {
                 locks.unlock();
@@ -459,6 +502,39 @@ private:
             }
         });
         return select_result{index, ok};
+    }
+
+    // A non-blocking select may run otherwise() only if there was one instant at which no case
+    // was ready (Go's TestNonblockSelectRace: c1 holds a value, a peer sends on c2 and then
+    // takes c1; a pass that looks at c2 before the send and at c1 after the take saw neither
+    // ready, yet one always was). One pass of lock-free attempts is no such instant: each ring
+    // is looked at once, at a different time, and values move through the rings without any
+    // lock, so holding the channel locks would not freeze them either.
+    //
+    // So a double collect: read every lock-free ring's head and tail, then read them all again.
+    // Both indices change only by seq_cst RMWs and never return to an old value (they only grow;
+    // close() sets a mark bit for good), and our seq_cst loads sit in the same total order. If
+    // every index reads the same twice, no push, pop or close touched any of these rings
+    // between its two reads, so at the instant the first collect ended every ring held exactly
+    // what was read; the readiness computed from those indices is then a consistent snapshot.
+    // The locked channels of a mixed select are frozen by their locks while link() holds them,
+    // which covers that instant too. False if an index moved or a case was ready: the caller
+    // tries the cases again (some other thread made progress, so this cannot go on for long
+    // unless those rings are busy for as long).
+    bool confirmed_none_ready() noexcept {
+        std::array<ring_indices, n> first{};
+        for (std::size_t j = 0; j < live_; ++j)
+            on_channel_case(order_[j], [&](const auto& c) {
+                if (c.state()->lock_free())
+                    first[j] = c.indices();
+            });
+        bool none_ready = true;
+        for (std::size_t j = 0; j < live_ && none_ready; ++j)
+            on_channel_case(order_[j], [&](const auto& c) {
+                if (c.state()->lock_free())
+                    none_ready = c.indices() == first[j] && !c.ready_at(first[j]);
+            });
+        return none_ready;
     }
 
     // Runs `fn(case)` on the channel case at `index` (a no-op for other cases).

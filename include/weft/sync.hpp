@@ -2,6 +2,7 @@
 #pragma once
 
 #include "blocking_report.hpp"
+#include "detail/deadline.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
@@ -50,7 +51,7 @@ public:
     // Blocks until the counter is zero or the deadline passes; true if it reached zero.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-        return wait_until(std::chrono::steady_clock::now() + timeout);
+        return wait_until(detail::deadline_after(timeout));
     }
     template <class Clock, class Duration>
     bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {

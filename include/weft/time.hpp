@@ -3,29 +3,66 @@
 // Every timer runs on one shared timer thread (detail::timer_service), not a thread each. A
 // timer's channel has capacity 1 and the timer only ever try_sends on it, so a slow reader
 // never stalls the timer thread: a ticker drops ticks that nobody took, as Go's does.
+//
+// The semantics are Go 1.23's: stop() and reset() take back a value that fired but was not
+// received, so no stale value is ever seen after them, and they return true whenever they
+// stopped the timer before its value was received. Durations too large for the clock mean
+// "never" (they saturate, as Go's do), zero or negative ones "at once".
 #pragma once
 
 #include "channel.hpp"
+#include "detail/deadline.hpp"
 #include "detail/timer_service.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 
 namespace weft {
 
 using time_point = std::chrono::steady_clock::time_point;
 
+namespace detail {
+
+// after()'s channel. The pending callback holds it only weakly, and the deleter of its state
+// cancels the timer: once every receiver is gone the timer and its memory are freed at once.
+inline channel<time_point> after_channel(time_point when) {
+    struct cancel_timer {
+        timer_service::timer_id id = 0;
+        void operator()(channel_state<time_point>* state) const noexcept {
+            try {
+                timer_service::instance().cancel(id); // false if it ran: nothing to do
+            } catch (...) {
+                // Could not take the service's lock: the entry stays until due, and is harmless.
+            }
+            delete state;
+        }
+    };
+    std::shared_ptr<channel_state<time_point>> state(new channel_state<time_point>(1),
+                                                     cancel_timer{});
+    const timer_service::timer_id id = timer_service::instance().schedule(
+        when, [weak = std::weak_ptr<channel_state<time_point>>(state)] {
+            if (std::shared_ptr<channel_state<time_point>> alive = weak.lock()) {
+                time_point now = std::chrono::steady_clock::now();
+                (void)alive->try_send(now);
+            }
+        });
+    // We hold `state`, so its deleter cannot run before it knows the id.
+    std::get_deleter<cancel_timer>(state)->id = id;
+    return channel_access::adopt(std::move(state));
+}
+
+} // namespace detail
+
 // A receiver that yields the current time once, `delay` from now (Go's time.After). The
-// channel is never closed. For a timer you can stop, use weft::timer.
+// channel is never closed. Dropping every copy of the receiver cancels the timer. For a timer
+// you can stop, use weft::timer.
 template <class Rep, class Period>
 receiver<time_point> after(std::chrono::duration<Rep, Period> delay) {
-    channel<time_point> ch(1);
-    detail::timer_service::instance().schedule(
-        std::chrono::steady_clock::now() +
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay),
-        [ch]() mutable { ch.try_send(std::chrono::steady_clock::now()); });
-    return ch;
+    return detail::after_channel(detail::deadline_after(delay));
 }
 
 namespace detail {
@@ -40,9 +77,15 @@ struct timer_state {
     bool active = false;
     std::chrono::steady_clock::duration period{}; // tickers only
 
-    // Drops a value that fired before a stop/reset, so the reader never sees a stale one.
-    void drain() { (void)ch.try_recv(); }
+    // Takes back a value that fired before a stop/reset, so the reader never sees a stale
+    // one. True if there was one (it had fired and was not received).
+    bool drain() { return ch.try_recv().has_value(); }
 };
+
+// stop()/reset()/channel() on a moved-from timer or ticker: a bug, said plainly.
+[[noreturn]] inline void throw_moved_from(const char* what, const char* type) {
+    throw std::logic_error(std::string("weft: ") + what + " on a moved-from " + type);
+}
 
 } // namespace detail
 
@@ -73,26 +116,31 @@ public:
             stop();
     }
 
-    receiver<time_point> channel() const { return state_->ch; }
+    // Throws std::logic_error on a moved-from timer (as stop() and reset() do).
+    receiver<time_point> channel() const { return live("channel()").ch; }
 
-    // Prevents the timer from firing. True if it was pending; false if it had fired or was
-    // stopped. Afterwards the channel holds no stale value.
+    // Stops the timer (Go 1.23's Stop). True if this call stopped it before its value was
+    // received: it was pending, or it had fired and the value, still in the channel, is taken
+    // back. False if the value had been received or the timer was already stopped. Afterwards
+    // the channel holds nothing, so `if (!t.stop()) t.channel().recv();` never waits for ever.
     bool stop() {
-        std::lock_guard lock(state_->mutex);
-        const bool was_active = disarm();
-        state_->drain();
-        return was_active;
+        detail::timer_state& s = live("stop()");
+        std::lock_guard lock(s.mutex);
+        const bool was_pending = disarm();
+        const bool took_back = s.drain();
+        return was_pending || took_back;
     }
 
-    // Re-arms the timer to fire `delay` from now, discarding any stale value. True if it
-    // was pending.
+    // Re-arms the timer to fire `delay` from now, taking back a value not yet received.
+    // Returns what stop() would have.
     template <class Rep, class Period>
     bool reset(std::chrono::duration<Rep, Period> delay) {
-        std::lock_guard lock(state_->mutex);
-        const bool was_active = disarm();
-        state_->drain();
+        detail::timer_state& s = live("reset()");
+        std::lock_guard lock(s.mutex);
+        const bool was_pending = disarm();
+        const bool took_back = s.drain();
         arm(delay);
-        return was_active;
+        return was_pending || took_back;
     }
 
 private:
@@ -101,9 +149,7 @@ private:
         state_->active = true;
         const std::uint64_t generation = ++state_->generation;
         state_->id = detail::timer_service::instance().schedule(
-            std::chrono::steady_clock::now() +
-                std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay),
-            [state = state_, generation] {
+            detail::deadline_after(delay), [state = state_, generation] {
                 std::lock_guard lock(state->mutex);
                 if (!state->active || state->generation != generation)
                     return;
@@ -120,6 +166,12 @@ private:
         return was_active;
     }
 
+    detail::timer_state& live(const char* what) const {
+        if (!state_)
+            detail::throw_moved_from(what, "timer");
+        return *state_;
+    }
+
     std::shared_ptr<detail::timer_state> state_;
 };
 
@@ -130,8 +182,9 @@ public:
     template <class Rep, class Period>
     explicit ticker(std::chrono::duration<Rep, Period> period)
         : state_(std::make_shared<detail::timer_state>()) {
+        const std::chrono::steady_clock::duration ticks = checked(period);
         std::lock_guard lock(state_->mutex);
-        start(std::chrono::duration_cast<std::chrono::steady_clock::duration>(period));
+        start(ticks);
     }
     ticker(const ticker&) = delete;
     ticker& operator=(const ticker&) = delete;
@@ -150,34 +203,53 @@ public:
             stop();
     }
 
-    receiver<time_point> channel() const { return state_->ch; }
+    // Throws std::logic_error on a moved-from ticker (as stop() and reset() do).
+    receiver<time_point> channel() const { return live("channel()").ch; }
 
     // Stops the ticks. Once stop() returns no further tick is sent and none is left waiting.
     void stop() {
-        std::lock_guard lock(state_->mutex);
-        state_->active = false;
-        ++state_->generation;
-        detail::timer_service::instance().cancel(state_->id);
-        state_->drain();
+        detail::timer_state& s = live("stop()");
+        std::lock_guard lock(s.mutex);
+        s.active = false;
+        ++s.generation;
+        detail::timer_service::instance().cancel(s.id);
+        s.drain();
     }
 
-    // Restarts the ticker with a new period, counted from now.
+    // Restarts the ticker with a new period, counted from now; a tick not yet received is
+    // taken back. A non-positive period throws std::invalid_argument and changes nothing.
     template <class Rep, class Period>
     void reset(std::chrono::duration<Rep, Period> period) {
-        std::lock_guard lock(state_->mutex);
-        ++state_->generation;
-        detail::timer_service::instance().cancel(state_->id);
-        start(std::chrono::duration_cast<std::chrono::steady_clock::duration>(period));
+        const std::chrono::steady_clock::duration ticks = checked(period);
+        detail::timer_state& s = live("reset()");
+        std::lock_guard lock(s.mutex);
+        ++s.generation;
+        detail::timer_service::instance().cancel(s.id);
+        s.drain();
+        start(ticks);
     }
 
 private:
-    // With state_->mutex held.
-    void start(std::chrono::steady_clock::duration period) {
-        if (period <= std::chrono::steady_clock::duration::zero())
+    // The period in clock ticks, at least one; a huge one saturates (the ticker never ticks).
+    template <class Rep, class Period>
+    static std::chrono::steady_clock::duration checked(std::chrono::duration<Rep, Period> period) {
+        if (!(period > period.zero()))
             throw std::invalid_argument("weft: non-positive ticker period");
+        return std::max(std::chrono::steady_clock::duration(1), detail::saturating_ticks(period));
+    }
+
+    detail::timer_state& live(const char* what) const {
+        if (!state_)
+            detail::throw_moved_from(what, "ticker");
+        return *state_;
+    }
+
+    // With state_->mutex held; `period` is positive.
+    void start(std::chrono::steady_clock::duration period) {
         state_->period = period;
         state_->active = true;
-        schedule(state_, std::chrono::steady_clock::now() + period, state_->generation);
+        schedule(state_, detail::saturating_add(std::chrono::steady_clock::now(), period),
+                 state_->generation);
     }
 
     static void schedule(const std::shared_ptr<detail::timer_state>& state, time_point when,
@@ -194,9 +266,9 @@ private:
         const time_point now = std::chrono::steady_clock::now();
         state->ch.try_send(now); // full: the reader is behind; drop this tick
         // Keep the phase; after a long stall skip the missed ticks instead of bursting.
-        time_point next = due + state->period;
+        time_point next = detail::saturating_add(due, state->period);
         if (next <= now)
-            next = now + state->period;
+            next = detail::saturating_add(now, state->period);
         schedule(state, next, generation);
     }
 
@@ -215,8 +287,7 @@ inline task<void> sleep_until(time_point deadline) {
 // std::this_thread::sleep_for).
 template <class Rep, class Period>
 task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
-    return sleep_until(std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+    return sleep_until(detail::deadline_after(d)); // a huge d sleeps for ever
 }
 
 } // namespace weft

@@ -30,6 +30,14 @@ namespace weft::detail {
 // path's too.
 enum class attempt { done, not_ready, closed };
 
+// A ring's two indices read one after the other: what select's double collect compares (see
+// selector::confirmed_none_ready in select.hpp). Neither index ever takes a value twice.
+struct ring_indices {
+    std::size_t head = 0;
+    std::size_t tail = 0;
+    bool operator==(const ring_indices&) const = default;
+};
+
 template <class T>
 class atomic_ring {
     static_assert(std::is_nothrow_move_constructible_v<T>);
@@ -161,6 +169,20 @@ public:
         const std::size_t tail = tail_.load(std::memory_order_seq_cst); // seq_cst: as above
         return (tail & mark_bit_) ||
                head_.load(std::memory_order_seq_cst) + one_lap_ != (tail & ~mark_bit_);
+    }
+
+    // The indices, for a double collect. Both change only by seq_cst RMWs (the CASes and
+    // close()'s fetch_or) and only upwards, so the same value read twice means no push, pop or
+    // close happened in between. seq_cst loads: they take their place in that total order.
+    ring_indices indices() const noexcept {
+        return {head_.load(std::memory_order_seq_cst), tail_.load(std::memory_order_seq_cst)};
+    }
+    // pop_ready() / push_ready() as of the instant `at` was read.
+    bool pop_ready(ring_indices at) const noexcept {
+        return (at.tail & mark_bit_) || (at.tail & ~mark_bit_) != at.head;
+    }
+    bool push_ready(ring_indices at) const noexcept {
+        return (at.tail & mark_bit_) || at.head + one_lap_ != (at.tail & ~mark_bit_);
     }
 
     // Values buffered right now; a snapshot.

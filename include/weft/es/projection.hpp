@@ -367,11 +367,7 @@ private:
     template <class Rep, class Period>
     static std::chrono::steady_clock::time_point
     deadline_after(std::chrono::duration<Rep, Period> timeout) {
-        const auto now = std::chrono::steady_clock::now();
-        const auto most = std::chrono::steady_clock::time_point::max() - now;
-        const auto d = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::min<std::chrono::duration<double>>(timeout, most));
-        return now + d;
+        return weft::detail::deadline_after(timeout); // saturates: a huge timeout never ends
     }
 
     // true: reached; false: will not be (stopped/failed); nullopt: keep waiting, for progress

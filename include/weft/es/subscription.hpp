@@ -15,6 +15,7 @@
 // process can append to (memory_store) gives zero: no polling.
 #pragma once
 
+#include "../detail/deadline.hpp"
 #include "../detail/timer_service.hpp"
 #include "../future.hpp"
 #include "../task.hpp"
@@ -109,7 +110,7 @@ public:
         }
         if (poll > std::chrono::steady_clock::duration::zero())
             w->set_timer(weft::detail::timer_service::instance().schedule(
-                std::chrono::steady_clock::now() + poll, [w] { w->complete(); }));
+                weft::detail::deadline_after(poll), [w] { w->complete(); }));
         return result;
     }
 
@@ -186,7 +187,7 @@ public:
     template <class Rep, class Period>
     std::vector<recorded_event> next_for(std::chrono::duration<Rep, Period> timeout,
                                          std::size_t max = 256) {
-        return next_until(std::chrono::steady_clock::now() + timeout, max);
+        return next_until(weft::detail::deadline_after(timeout), max);
     }
 
     // next() for tasks: suspends the task while there is nothing to read.
