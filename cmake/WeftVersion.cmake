@@ -1,12 +1,13 @@
 # weft_check_version()
 #
-# project(weft VERSION ...) is the one home of weft's version. Two files repeat it because their
-# formats cannot read CMake: include/weft/version.hpp (the WEFT_VERSION_* macros, checked in so
-# that plain `-I include` users have them too) and ports/weft/vcpkg.json (vcpkg reads the
-# version from the manifest). This check reads both back and stops the configure with an error
-# naming both numbers when one differs, so a bump cannot forget them. (conanfile.py needs no
-# check: its set_version() reads project() itself; weft.pc and weftConfigVersion.cmake are
-# generated from it.)
+# project(weft VERSION ...) is the one home of weft's version. Three files repeat it because
+# their formats cannot read CMake: include/weft/version.hpp (the WEFT_VERSION_* macros, checked
+# in so that plain `-I include` users have them too), ports/weft/vcpkg.json (vcpkg reads the
+# version from the manifest) and CHANGELOG.md (its newest release heading, `## [X.Y.Z]`). This
+# check reads them back and stops the configure with an error naming both numbers when one
+# differs, so a bump cannot forget them. (conanfile.py needs no check: its set_version() reads
+# project() itself; weft.pc and weftConfigVersion.cmake are generated from it.)
+# tests/config/version_check_test.cmake checks that a mismatch fails the configure.
 include_guard(GLOBAL)
 
 function(weft_check_version)
@@ -45,6 +46,24 @@ function(weft_check_version)
             message(FATAL_ERROR
                 "weft: ports/weft/vcpkg.json says version ${port_version} but project() in "
                 "CMakeLists.txt says ${PROJECT_VERSION}")
+        endif()
+    endif()
+
+    # The newest release in the changelog ("## [Unreleased]" above it is skipped).
+    set(changelog "${PROJECT_SOURCE_DIR}/CHANGELOG.md")
+    if(PROJECT_IS_TOP_LEVEL AND EXISTS "${changelog}")
+        file(STRINGS "${changelog}" releases REGEX "^## \\[[0-9]+\\.[0-9]+\\.[0-9]+\\]")
+        list(LENGTH releases count)
+        if(count EQUAL 0)
+            message(FATAL_ERROR "weft: CHANGELOG.md has no release heading '## [X.Y.Z]'")
+        endif()
+        list(GET releases 0 newest)
+        string(REGEX MATCH "[0-9]+\\.[0-9]+\\.[0-9]+" changelog_version "${newest}")
+        if(NOT changelog_version STREQUAL PROJECT_VERSION)
+            message(FATAL_ERROR
+                "weft: CHANGELOG.md's newest release is ${changelog_version} but project() in "
+                "CMakeLists.txt says ${PROJECT_VERSION}; add a '## [${PROJECT_VERSION}]' "
+                "section (rename 'Unreleased')")
         endif()
     endif()
 endfunction()
