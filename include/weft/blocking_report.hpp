@@ -34,11 +34,43 @@
 
 namespace weft {
 
+// Where a call came from: std::source_location where the standard library provides it, else
+// the same facts from the compiler builtins it is built on (clang before 15 with libstdc++ has
+// no __builtin_source_location, so libstdc++ leaves std::source_location undefined there).
+#if defined(__cpp_lib_source_location)
+using source_location = std::source_location;
+#else
+class source_location {
+public:
+    static constexpr source_location
+    current(const char* file = __builtin_FILE(), const char* function = __builtin_FUNCTION(),
+            std::uint_least32_t line = __builtin_LINE(),
+            std::uint_least32_t column = __builtin_COLUMN()) noexcept {
+        source_location here;
+        here.file_ = file;
+        here.function_ = function;
+        here.line_ = line;
+        here.column_ = column;
+        return here;
+    }
+    constexpr const char* file_name() const noexcept { return file_; }
+    constexpr const char* function_name() const noexcept { return function_; }
+    constexpr std::uint_least32_t line() const noexcept { return line_; }
+    constexpr std::uint_least32_t column() const noexcept { return column_; }
+
+private:
+    const char* file_ = "";
+    const char* function_ = "";
+    std::uint_least32_t line_ = 0;
+    std::uint_least32_t column_ = 0;
+};
+#endif
+
 // One blocking call on a worker thread.
 struct blocking_report {
     const char* operation = ""; // "weft::channel::recv", "weft::select", ...
     const char* instead = "";   // what to write in a task: "co_await ch.async_recv()"
-    // The caller, where the operation takes a std::source_location (file nullptr otherwise:
+    // The caller, where the operation takes a weft::source_location (file nullptr otherwise:
     // the *_for/_until forms, select; `function` then names the select's instantiation).
     const char* file = nullptr;
     std::uint_least32_t line = 0;
@@ -65,7 +97,7 @@ struct blocking_site {
     std::uint_least32_t column = 0;
     const char* function = "";
 
-    blocking_site(const char* op, const char* alt, const std::source_location& loc) noexcept
+    blocking_site(const char* op, const char* alt, const source_location& loc) noexcept
         : operation(op), instead(alt), file(loc.file_name()), line(loc.line()),
           column(loc.column()), function(loc.function_name()) {}
     // A site without a caller's location: told apart by `function` (a string literal, so its

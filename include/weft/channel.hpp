@@ -730,10 +730,10 @@ public:
 
     // Blocks until the value is taken (or buffered). Returns false if the channel is closed,
     // leaving `value` unmoved.
-    bool send(T&& value, std::source_location loc = std::source_location::current()) {
+    bool send(T&& value, weft::source_location loc = weft::source_location::current()) {
         return send_until_impl(value, detail::no_deadline{}, send_site(loc)) == status::ok;
     }
-    bool send(const T& value, std::source_location loc = std::source_location::current()) {
+    bool send(const T& value, weft::source_location loc = weft::source_location::current()) {
         T copy(value);
         return send(std::move(copy), loc);
     }
@@ -757,7 +757,7 @@ public:
     }
 
     // Blocks until a value arrives; nullopt once the channel is closed and drained.
-    std::optional<T> recv(std::source_location loc = std::source_location::current()) {
+    std::optional<T> recv(weft::source_location loc = weft::source_location::current()) {
         std::optional<T> out;
         const detail::blocking_site site("weft::channel::recv", "co_await ch.async_recv()", loc);
         if (!state_)
@@ -876,7 +876,7 @@ private:
             return detail::wait_on_nil(deadline, site);
         return state_->send(value, deadline, site);
     }
-    static detail::blocking_site send_site(const std::source_location& loc) noexcept {
+    static detail::blocking_site send_site(const weft::source_location& loc) noexcept {
         return {"weft::channel::send", "co_await ch.async_send(v)", loc};
     }
     // The deadline forms take no source_location: each reports once, wherever it is called.
@@ -895,10 +895,10 @@ public:
     sender() noexcept = default;
     sender(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
-    bool send(T&& value, std::source_location loc = std::source_location::current()) {
+    bool send(T&& value, weft::source_location loc = weft::source_location::current()) {
         return channel_.send(std::move(value), loc);
     }
-    bool send(const T& value, std::source_location loc = std::source_location::current()) {
+    bool send(const T& value, weft::source_location loc = weft::source_location::current()) {
         return channel_.send(value, loc);
     }
     status try_send(T&& value) { return channel_.try_send(std::move(value)); }
@@ -943,7 +943,7 @@ public:
     receiver() noexcept = default;
     receiver(channel<T> ch) noexcept : channel_(std::move(ch)) {}
 
-    std::optional<T> recv(std::source_location loc = std::source_location::current()) {
+    std::optional<T> recv(weft::source_location loc = weft::source_location::current()) {
         return channel_.recv(loc);
     }
     detail::recv_awaiter<T> async_recv() { return channel_.async_recv(); }

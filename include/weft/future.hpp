@@ -138,7 +138,7 @@ public:
 
     // Blocks the calling thread until the result is set; returns it or rethrows.
     // (On a worker thread that would wait, this is reported: see blocking_report.hpp.)
-    R get(std::source_location loc = std::source_location::current()) {
+    R get(weft::source_location loc = weft::source_location::current()) {
         if (!state_->ready())
             detail::note_blocking({"weft::future::get", "co_await the future", loc});
         state_->wait();

@@ -596,7 +596,7 @@ select_result select(Cases&&... cases) {
             // A pack cannot be followed by a source_location default argument: this select's
             // instantiation (its function name lists the case types) names the site instead.
             detail::note_blocking({"weft::select", "co_await weft::async_select(...)",
-                                   std::source_location::current().function_name()});
+                                   weft::source_location::current().function_name()});
             if constexpr (detail::selector<Cases...>::has_timeout)
                 signalled = ctx.wait_until(sel.deadline());
             else

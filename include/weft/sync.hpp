@@ -44,7 +44,7 @@ public:
     void done() { add(-1); }
 
     // Blocks until the counter is zero.
-    void wait(std::source_location loc = std::source_location::current()) {
+    void wait(weft::source_location loc = weft::source_location::current()) {
         (void)wait_until_impl<false>({}, {"weft::wait_group::wait", k_instead, loc});
     }
 
