@@ -132,20 +132,22 @@ TEST_CASE("blocking calls on plain threads and spawn_blocking threads are not re
     recorder rec;
     weft::scheduler s(2);
     weft::channel<int> empty(1);
-    // recv_for on an empty channel always parks until its deadline.
-    CHECK(empty.recv_for(std::chrono::milliseconds(1)).status() == weft::status::timeout);
-    std::thread t([&] {
-        CHECK(empty.recv_for(std::chrono::milliseconds(1)).status() == weft::status::timeout);
-    });
+    // recv_for on an empty channel parks until its deadline, once its short spin is over: the
+    // deadline is long enough that the spin never outlasts it, even on a loaded machine.
+    // (Catch's assertions run on this thread only: it is not thread-safe.)
+    const auto timeout = std::chrono::milliseconds(50);
+    CHECK(empty.recv_for(timeout).status() == weft::status::timeout);
+    weft::status on_thread = weft::status::ok;
+    std::thread t([&] { on_thread = empty.recv_for(timeout).status(); });
     t.join();
-    auto f =
-        weft::spawn_blocking([&] { return empty.recv_for(std::chrono::milliseconds(1)).status(); });
+    CHECK(on_thread == weft::status::timeout);
+    auto f = weft::spawn_blocking([&] { return empty.recv_for(timeout).status(); });
     CHECK(f.get() == weft::status::timeout);
     CHECK(rec.reports().empty());
     // The same call on a worker is reported (so the checks above could fail).
-    on_worker(s, [&] {
-        CHECK(empty.recv_for(std::chrono::milliseconds(1)).status() == weft::status::timeout);
-    }).get();
+    weft::status on_worker_thread = weft::status::ok;
+    on_worker(s, [&] { on_worker_thread = empty.recv_for(timeout).status(); }).get();
+    CHECK(on_worker_thread == weft::status::timeout);
     const auto reports = rec.reports();
     REQUIRE(reports.size() == 1);
     CHECK(named(reports[0], "weft::channel::recv_for/recv_until"));
@@ -158,10 +160,12 @@ TEST_CASE("each blocking operation on a worker is reported under its own name") 
     SECTION("send on a full channel") {
         weft::channel<int> ch(1);
         REQUIRE(ch.send(1));
-        auto done = on_worker(s, [&] { CHECK(ch.send(2)); });
+        bool sent = false;
+        auto done = on_worker(s, [&] { sent = ch.send(2); });
         rec.wait_for(1);
         CHECK(ch.recv() == 1);
         done.get();
+        CHECK(sent);
         CHECK(ch.recv() == 2);
         REQUIRE(rec.reports().size() == 1);
         CHECK(named(rec.reports()[0], "weft::channel::send"));
@@ -225,9 +229,9 @@ TEST_CASE("set_blocking_report(false) silences the report and the call still blo
     weft::scheduler s(2);
     weft::set_blocking_report(false);
     weft::channel<int> empty(1);
-    on_worker(s, [&] {
-        CHECK(empty.recv_for(std::chrono::milliseconds(1)).status() == weft::status::timeout);
-    }).get();
+    weft::status got = weft::status::ok;
+    on_worker(s, [&] { got = empty.recv_for(std::chrono::milliseconds(50)).status(); }).get();
     weft::set_blocking_report(true);
+    CHECK(got == weft::status::timeout);
     CHECK(rec.reports().empty());
 }
