@@ -449,3 +449,39 @@ TEST_CASE("a stop still ends a wait_for with false, also one that began during a
     CHECK_FALSE(waiter.get());
     CHECK(h.runner.status("p").state == projection_state::stopped);
 }
+
+TEST_CASE("wait_for during retry_dead_letters waits for the restarted run and returns true") {
+    weft::scheduler sched(2);
+    memory_store store;
+    const log_position head = fill(store, 10);
+    std::atomic<bool> broken{true}, in_retry{false}, release_retry{false};
+    projection_target t;
+    t.handle = [&](const recorded_event& e) {
+        if (e.position != 5)
+            return;
+        if (broken.load())
+            throw std::runtime_error("event 5 is broken");
+        in_retry.store(true); // retry_dead_letters runs it on its own thread, the run stopped
+        in_retry.notify_all();
+        release_retry.wait(false);
+    };
+    projection_options o;
+    o.max_attempts = 1;
+    runner_type runner(sched, store);
+    runner.add("p", std::move(t), o);
+    REQUIRE(runner.wait_for("p", head, k_patience));
+    REQUIRE(runner.dead_letters("p").size() == 1);
+
+    broken.store(false);
+    auto retry = std::async(std::launch::async, [&] { return runner.retry_dead_letters("p"); });
+    in_retry.wait(false);
+    auto waiter =
+        std::async(std::launch::async, [&] { return runner.wait_for("p", head + 1, k_patience); });
+    CHECK(waiter.wait_for(300ms) == std::future_status::timeout); // it returned false at once
+    release_retry.store(true);
+    release_retry.notify_all();
+    CHECK(retry.get() == 1);
+    store.append("late", expected_version::any(), one_event(0));
+    CHECK(waiter.get());
+    CHECK(runner.dead_letters("p").empty());
+}

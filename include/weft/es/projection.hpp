@@ -204,7 +204,7 @@ public:
             throw projection_error("weft::es: projection " + name +
                                    " cannot be rebuilt: its target has no reset");
         std::lock_guard control(p->control);
-        restarting_scope restarting(*p);
+        restarting_scope restarting(*p, /*only_if_running=*/false);
         stop_run(*p);
         p->target.reset(from);
         {
@@ -293,12 +293,9 @@ public:
     std::size_t retry_dead_letters(const std::string& name) {
         std::shared_ptr<projection> p = find(name);
         std::lock_guard control(p->control);
-        restarting_scope restarting(*p);
-        bool was_running = false;
-        {
-            std::lock_guard lock(p->mutex);
-            was_running = p->running;
-        }
+        // Only a running projection is restarted: a wait on a stopped one keeps its false.
+        restarting_scope restarting(*p, /*only_if_running=*/true);
+        const bool was_running = restarting.active;
         if (was_running)
             stop_run(*p);
         const std::size_t fixed = handle_dead_letters(*p);
@@ -412,17 +409,22 @@ private:
         return std::nullopt;
     }
 
-    // Marks a rebuild or retry_dead_letters in progress for wait_for, for its whole length;
-    // at the end (or on an exception) waiters re-check: the run it started, or false.
+    // Marks a rebuild or retry_dead_letters in progress for wait_for, for its whole length
+    // (active: the projection will run afterwards); at the end (or on an exception) waiters
+    // re-check: they follow the run it started, or return false.
     struct restarting_scope {
         projection& p;
-        explicit restarting_scope(projection& pr) : p(pr) {
+        bool active = false;
+        restarting_scope(projection& pr, bool only_if_running) : p(pr) {
             std::lock_guard lock(p.mutex);
-            p.restarting = true;
+            active = !only_if_running || p.running;
+            p.restarting = active;
         }
         restarting_scope(const restarting_scope&) = delete;
         restarting_scope& operator=(const restarting_scope&) = delete;
         ~restarting_scope() {
+            if (!active)
+                return;
             {
                 std::lock_guard lock(p.mutex);
                 p.restarting = false;
