@@ -298,7 +298,34 @@ public:
         const bool was_running = restarting.active;
         if (was_running)
             stop_run(*p);
-        const std::size_t fixed = handle_dead_letters(*p);
+        // The handlers' part: runs while no run exists, so never beside a batch.
+        std::vector<dead_letter> parked;
+        {
+            std::lock_guard lock(p->mutex);
+            parked.swap(p->dead);
+        }
+        std::size_t fixed = 0;
+        std::vector<dead_letter> still;
+        for (dead_letter& d : parked) {
+            try {
+                p->target.handle(d.event);
+                ++fixed;
+            } catch (const std::exception& e) {
+                d.error = e.what();
+                ++d.attempts;
+                still.push_back(std::move(d));
+            } catch (...) {
+                d.error = "unknown exception";
+                ++d.attempts;
+                still.push_back(std::move(d));
+            }
+        }
+        {
+            std::lock_guard lock(p->mutex);
+            still.insert(still.end(), std::make_move_iterator(p->dead.begin()),
+                         std::make_move_iterator(p->dead.end()));
+            p->dead = std::move(still);
+        }
         if (was_running)
             start_run(p);
         return fixed;
@@ -313,41 +340,6 @@ public:
     }
 
 private:
-    struct projection;
-
-    // retry_dead_letters' handler part: runs the handler once on each parked event, on the
-    // calling thread, while no run exists. Returns how many succeeded (they leave the list).
-    static std::size_t handle_dead_letters(projection& p) {
-        std::vector<dead_letter> parked;
-        {
-            std::lock_guard lock(p.mutex);
-            parked.swap(p.dead);
-        }
-        std::size_t fixed = 0;
-        std::vector<dead_letter> still;
-        for (dead_letter& d : parked) {
-            try {
-                p.target.handle(d.event);
-                ++fixed;
-            } catch (const std::exception& e) {
-                d.error = e.what();
-                ++d.attempts;
-                still.push_back(std::move(d));
-            } catch (...) {
-                d.error = "unknown exception";
-                ++d.attempts;
-                still.push_back(std::move(d));
-            }
-        }
-        {
-            std::lock_guard lock(p.mutex);
-            still.insert(still.end(), std::make_move_iterator(p.dead.begin()),
-                         std::make_move_iterator(p.dead.end()));
-            p.dead = std::move(still);
-        }
-        return fixed;
-    }
-
     struct projection {
         std::string name;
         projection_target target;
