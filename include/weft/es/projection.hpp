@@ -162,23 +162,26 @@ public:
         start(name);
     }
 
+    // Control calls (start, stop, stop_all, rebuild, retry_dead_letters) may be made from any
+    // threads at once, in any order; each returns once its effect is complete. They are
+    // serialised per projection. Call them from threads, not tasks or handlers: stop waits for
+    // the run, and the run waits for its handlers.
+
     // Starts a stopped (or failed) projection from its checkpoint. No effect if it runs.
     void start(const std::string& name) {
         std::shared_ptr<projection> p = find(name);
-        std::lock_guard lock(p->mutex);
-        if (p->running)
-            return;
-        p->running = true;
-        p->stop_requested = false;
-        p->error.clear();
-        p->state = projection_state::catching_up;
-        scheduler_.spawn(run(p));
+        std::lock_guard control(p->control);
+        start_run(p);
     }
 
     // Stops the projection and waits until it has: the batch in hand is finished (and
     // checkpointed) unless a handler is between retries, in which case the batch is abandoned
     // (rolled back, or handled again after a restart). Call it from a thread, not a task.
-    void stop(const std::string& name) { stop(*find(name)); }
+    void stop(const std::string& name) {
+        std::shared_ptr<projection> p = find(name);
+        std::lock_guard control(p->control);
+        stop_run(*p);
+    }
     void stop_all() {
         std::vector<std::shared_ptr<projection>> all;
         {
@@ -186,18 +189,23 @@ public:
             for (auto& [name, p] : projections_)
                 all.push_back(p);
         }
-        for (auto& p : all)
-            stop(*p);
+        for (auto& p : all) {
+            std::lock_guard control(p->control);
+            stop_run(*p);
+        }
     }
 
     // Empties the read model (target.reset(from)) and handles the log again from position
     // `from` + 1, while appends go on. Dead letters are cleared (they will be met again).
+    // Waits for positions go on through a rebuild and end when the rebuilt run reaches them.
     void rebuild(const std::string& name, log_position from = 0) {
         std::shared_ptr<projection> p = find(name);
         if (!p->target.reset)
             throw projection_error("weft::es: projection " + name +
                                    " cannot be rebuilt: its target has no reset");
-        stop(*p);
+        std::lock_guard control(p->control);
+        restarting_scope restarting(*p, /*only_if_running=*/false);
+        stop_run(*p);
         p->target.reset(from);
         {
             std::lock_guard lock(p->mutex);
@@ -205,12 +213,13 @@ public:
             p->checkpoint = from;
             p->dead.clear();
         }
-        start(name);
+        start_run(p);
     }
 
     // Blocks until the projection has handled the log up to `position` (true), or is stopped
-    // or failed, or `timeout` passes (false). Give it the position an append returned to read
-    // your own write.
+    // or failed, or `timeout` passes (false). A rebuild or retry_dead_letters in between is not
+    // a stop: the wait goes on with the run they start. Give it the position an append
+    // returned to read your own write.
     template <class Rep = std::int64_t, class Period = std::ratio<1>>
     bool wait_for(const std::string& name, log_position position,
                   std::chrono::duration<Rep, Period> timeout = std::chrono::hours(24 * 365)) {
@@ -283,13 +292,13 @@ public:
     // never join (or get rolled back with) a batch in progress; call it from a thread.
     std::size_t retry_dead_letters(const std::string& name) {
         std::shared_ptr<projection> p = find(name);
-        bool was_running = false;
-        {
-            std::lock_guard lock(p->mutex);
-            was_running = p->running;
-        }
+        std::lock_guard control(p->control);
+        // Only a running projection is restarted: a wait on a stopped one keeps its false.
+        restarting_scope restarting(*p, /*only_if_running=*/true);
+        const bool was_running = restarting.active;
         if (was_running)
-            stop(*p);
+            stop_run(*p);
+        // The handlers' part: runs while no run exists, so never beside a batch.
         std::vector<dead_letter> parked;
         {
             std::lock_guard lock(p->mutex);
@@ -318,7 +327,7 @@ public:
             p->dead = std::move(still);
         }
         if (was_running)
-            start(name);
+            start_run(p);
         return fixed;
     }
 
@@ -340,11 +349,21 @@ private:
         // waits for positions below the old checkpoint would return at once, and spin.
         detail::commit_signal progress;
 
+        // Serialises the control calls on this projection. The rule that keeps them from
+        // hanging: a control call holds `control` for its whole length, including while
+        // stop_run waits for the run to end, and nothing a run does (run, handle_batch, the
+        // handlers) ever takes it. So no start can slip in between a run's end and the wait
+        // that saw it (before, a stop waited on for the next run, which never ended), no
+        // reset or retry runs beside a batch, and every wait is for a run that is ending.
+        // Order: control before mutex, never the other way round.
+        std::mutex control;
         mutable std::mutex mutex; // guards everything below but the two counters
         std::condition_variable finished;
         projection_state state = projection_state::stopped;
         bool running = false; // a run() task exists
         bool stop_requested = false;
+        // A rebuild or retry_dead_letters stops the run to start another: wait_for waits on.
+        bool restarting = false;
         subscription* reading = nullptr; // run()'s subscription, closed by stop()
         log_position checkpoint = 0;
         log_position progress_base = 0;
@@ -377,12 +396,48 @@ private:
         want = p.progress_base + position;
         if (p.checkpoint >= position)
             return true;
-        if (!p.running)
+        if (!p.running && !p.restarting)
             return false;
         return std::nullopt;
     }
 
-    void stop(projection& p) {
+    // Marks a rebuild or retry_dead_letters in progress for wait_for, for its whole length
+    // (active: the projection will run afterwards); at the end (or on an exception) waiters
+    // re-check: they follow the run it started, or return false.
+    struct restarting_scope {
+        projection& p;
+        bool active = false;
+        restarting_scope(projection& pr, bool only_if_running) : p(pr) {
+            std::lock_guard lock(p.mutex);
+            active = !only_if_running || p.running;
+            p.restarting = active;
+        }
+        restarting_scope(const restarting_scope&) = delete;
+        restarting_scope& operator=(const restarting_scope&) = delete;
+        ~restarting_scope() {
+            if (!active)
+                return;
+            {
+                std::lock_guard lock(p.mutex);
+                p.restarting = false;
+            }
+            p.progress.wake_all();
+        }
+    };
+
+    // start and stop without taking `control`: the caller holds it.
+    void start_run(const std::shared_ptr<projection>& p) {
+        std::lock_guard lock(p->mutex);
+        if (p->running)
+            return;
+        p->running = true;
+        p->stop_requested = false;
+        p->error.clear();
+        p->state = projection_state::catching_up;
+        scheduler_.spawn(run(p));
+    }
+
+    void stop_run(projection& p) {
         std::unique_lock lock(p.mutex);
         if (!p.running)
             return;
