@@ -24,3 +24,16 @@ target_link_libraries(es_sqlite_read_model_test PRIVATE weft::sqlite)
 target_compile_definitions(es_sqlite_read_model_test PRIVATE
     WEFT_PROJECTION_CRASH_CHILD="$<TARGET_FILE:es_projection_crash_child>")
 add_dependencies(es_sqlite_read_model_test es_projection_crash_child)
+
+# Hostile files (issue 14): truncated images, half-created files, many creating processes,
+# rollback-journal backups. es_sqlite_open_child creates or appends in a child process; the
+# tests spawn it by the path given in WEFT_SQLITE_OPEN_CHILD.
+add_executable(es_sqlite_open_child es_sqlite_open_child.cpp)
+target_link_libraries(es_sqlite_open_child PRIVATE weft::sqlite)
+weft_add_warnings(es_sqlite_open_child)
+
+weft_add_test(es_sqlite_files_test es_sqlite_files_test.cpp)
+target_link_libraries(es_sqlite_files_test PRIVATE weft::sqlite)
+target_compile_definitions(es_sqlite_files_test PRIVATE
+    WEFT_SQLITE_OPEN_CHILD="$<TARGET_FILE:es_sqlite_open_child>")
+add_dependencies(es_sqlite_files_test es_sqlite_open_child)

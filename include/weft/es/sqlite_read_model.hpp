@@ -340,26 +340,15 @@ public:
     using handler = std::function<void(sql_connection&, const recorded_event&)>;
     using resetter = std::function<void(sql_connection&)>;
 
-    // Opens (or creates) the database in `path`, in WAL mode, and creates weft_checkpoints if it
-    // is missing. Throws store_error, leaving the file untouched, if it is not a SQLite database
-    // (or is corrupt, or is locked past busy_timeout).
+    // Opens (or creates) the database in `path`, in WAL mode (switching a file in rollback mode),
+    // and creates weft_checkpoints if it is missing. Throws store_error, leaving the file
+    // untouched, if it is not a SQLite database (or is truncated or corrupt, cannot use WAL
+    // mode, or is locked past busy_timeout).
     explicit sqlite_read_model(std::string path, sqlite_read_model_options options = {})
         : path_(std::move(path)), options_(options) {
         options_.reader_connections = std::max<std::size_t>(options_.reader_connections, 1);
-        std::error_code ec;
-        if (std::filesystem::exists(path_, ec)) {
-            // Look before writing: a file that is not a database must stay as it is.
-            sql_connection probe(path_, SQLITE_OPEN_READONLY);
-            sqlite3_db_config(probe.native_handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-            sqlite3_busy_timeout(probe.native_handle(),
-                                 static_cast<int>(options_.busy_timeout.count()));
-            (void)probe.query_value<std::int64_t>("SELECT count(*) FROM sqlite_master");
-        }
-        writer_ = open_writer(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-        if (writer_->query_value<std::string>("PRAGMA journal_mode = WAL") != "wal")
-            throw store_error("weft::es: " + path_ + " cannot use WAL mode");
-        writer_->exec("CREATE TABLE IF NOT EXISTS weft_checkpoints("
-                      "projection TEXT PRIMARY KEY, position INTEGER NOT NULL)");
+        writer_ =
+            detail::sqlite_retry_while_busy(options_.busy_timeout, [this] { return open_model(); });
         idle_readers_.reserve(options_.reader_connections); // give_back must not allocate
     }
     sqlite_read_model(const sqlite_read_model&) = delete;
@@ -465,6 +454,28 @@ private:
             throw std::out_of_range("weft::es: checkpoint " + std::to_string(p) +
                                     " does not fit a SQLite integer");
         return static_cast<std::int64_t>(p);
+    }
+
+    // The model's own connection, after looking at the file (as sqlite_store does: its shape,
+    // then a read-only connection) so that a file that is not a database stays as it is.
+    std::unique_ptr<sql_connection> open_model() const {
+        detail::sqlite_prepare_to_open(path_, options_.busy_timeout);
+        std::error_code ec;
+        if (std::filesystem::exists(path_, ec)) {
+            sql_connection probe(path_, SQLITE_OPEN_READONLY);
+            sqlite3_db_config(probe.native_handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+            sqlite3_busy_timeout(probe.native_handle(),
+                                 static_cast<int>(options_.busy_timeout.count()));
+            (void)probe.query_value<std::int64_t>("SELECT count(*) FROM sqlite_master");
+        }
+        auto db = open_writer(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        const auto mode = db->query_value<std::string>("PRAGMA journal_mode = WAL");
+        if (mode != "wal")
+            throw store_error("weft::es: " + path_ + " cannot use WAL mode (journal_mode stays '" +
+                              mode.value_or("") + "'; is its directory writable?)");
+        db->exec("CREATE TABLE IF NOT EXISTS weft_checkpoints("
+                 "projection TEXT PRIMARY KEY, position INTEGER NOT NULL)");
+        return db;
     }
 
     std::unique_ptr<sql_connection> open_writer(int flags) const {

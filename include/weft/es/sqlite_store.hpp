@@ -27,6 +27,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -79,11 +80,18 @@ struct sqlite_options {
     // How long a write or read waits for another process's lock before failing (store_error).
     std::chrono::milliseconds busy_timeout{5000};
     // Run PRAGMA quick_check when opening an existing store: finds corruption anywhere, but
-    // reads the whole file. Without it, opening checks the schema and the ends of each table.
+    // reads the whole file. Without it, opening checks the file's shape (its header and size
+    // against its -wal: a truncated file), the schema and the ends of each table.
     bool check_on_open = false;
 };
 
 namespace detail {
+
+// A lock another connection held past the busy timeout; opening retries on it (see
+// sqlite_retry_while_busy), everything else reports it as the store_error it is.
+struct sqlite_busy_error : store_error {
+    using store_error::store_error;
+};
 
 // One SQLite connection with its prepared statements, used by one thread at a time (the
 // store hands it over under a mutex, so SQLite's own per-connection mutex is off).
@@ -132,7 +140,8 @@ public:
     }
     bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
 
-    // Throws store_error naming the file and SQLite's reason for the last failure.
+    // Throws store_error naming the file and SQLite's reason for the last failure
+    // (sqlite_busy_error when another connection held a lock past the busy timeout).
     [[noreturn]] void fail(std::string_view doing) const {
         const int code = sqlite3_extended_errcode(db_) & 0xff;
         std::string message = "weft::es: " + path_;
@@ -142,7 +151,10 @@ public:
             message += " is corrupt";
         else
             message += ": " + std::string(doing) + " failed";
-        throw store_error(message + " (" + sqlite3_errmsg(db_) + ")");
+        message += " (" + std::string(sqlite3_errmsg(db_)) + ")";
+        if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+            throw sqlite_busy_error(message);
+        throw store_error(message);
     }
 
 private:
@@ -261,6 +273,180 @@ inline recorded_event sqlite_event_from_row(const sqlite_query& q) {
 inline std::int64_t sqlite_clamp(std::uint64_t v) noexcept {
     constexpr auto top = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     return static_cast<std::int64_t>(v > top ? top : v);
+}
+
+// ---- looking at a file before opening it ---------------------------------------------------
+
+inline std::uint32_t sqlite_be32(const std::string& bytes, std::size_t at) noexcept {
+    const auto b = [&](std::size_t i) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i]));
+    };
+    return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
+}
+
+inline bool sqlite_valid_page_size(std::uint32_t size) noexcept {
+    return size >= 512 && size <= 65536 && (size & (size - 1)) == 0;
+}
+
+inline std::string sqlite_file_prefix(const std::string& path, std::size_t max) {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes(max, '\0');
+    in.read(bytes.data(), static_cast<std::streamsize>(max));
+    bytes.resize(static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+    return bytes;
+}
+
+// What a reader takes from a -wal file: the pages of its frames up to the last valid commit
+// (SQLite's own rule: frames count while their salts and running checksum hold).
+struct sqlite_wal_pages {
+    std::uint32_t page_size = 0;
+    std::uint32_t database_pages = 0; // the database's size at that commit; 0: no commit
+    std::vector<bool> present;        // present[p]: page p is in a committed frame
+};
+
+inline sqlite_wal_pages sqlite_read_wal(const std::string& wal_path) {
+    sqlite_wal_pages out;
+    std::ifstream in(wal_path, std::ios::binary);
+    // One frame at a time: a -wal may be large (a reader can hold off checkpoints).
+    std::string bytes(32, '\0');
+    auto read_next = [&](std::size_t n) {
+        bytes.resize(n);
+        return static_cast<bool>(in.read(bytes.data(), static_cast<std::streamsize>(n)));
+    };
+    if (!read_next(32))
+        return out;
+    const std::uint32_t magic = sqlite_be32(bytes, 0);
+    if (magic != 0x377f0682 && magic != 0x377f0683)
+        return out;
+    const bool big_endian_sums = magic & 1;
+    std::uint32_t s1 = 0;
+    std::uint32_t s2 = 0;
+    auto add_sums = [&](std::size_t at, std::size_t n) {
+        for (std::size_t i = at; i + 8 <= at + n; i += 8) {
+            std::uint32_t x0 = sqlite_be32(bytes, i);
+            std::uint32_t x1 = sqlite_be32(bytes, i + 4);
+            if (!big_endian_sums) {
+                x0 = (x0 >> 24) | ((x0 >> 8) & 0xff00) | ((x0 << 8) & 0xff0000) | (x0 << 24);
+                x1 = (x1 >> 24) | ((x1 >> 8) & 0xff00) | ((x1 << 8) & 0xff0000) | (x1 << 24);
+            }
+            s1 += x0 + s2;
+            s2 += x1 + s1;
+        }
+    };
+    const std::uint32_t page_size = sqlite_be32(bytes, 8);
+    const std::uint32_t salt1 = sqlite_be32(bytes, 16);
+    const std::uint32_t salt2 = sqlite_be32(bytes, 20);
+    add_sums(0, 24);
+    if (!sqlite_valid_page_size(page_size) || s1 != sqlite_be32(bytes, 24) ||
+        s2 != sqlite_be32(bytes, 28))
+        return out; // an invalid header: SQLite treats the -wal as empty
+    out.page_size = page_size;
+    std::vector<std::uint32_t> uncommitted;
+    while (read_next(24 + std::size_t{page_size})) {
+        const std::uint32_t page = sqlite_be32(bytes, 0);
+        const std::uint32_t commit = sqlite_be32(bytes, 4);
+        if (page == 0 || sqlite_be32(bytes, 8) != salt1 || sqlite_be32(bytes, 12) != salt2)
+            break;
+        add_sums(0, 8);
+        add_sums(24, page_size);
+        if (s1 != sqlite_be32(bytes, 16) || s2 != sqlite_be32(bytes, 20))
+            break;
+        uncommitted.push_back(page);
+        if (commit != 0) {
+            for (std::uint32_t p : uncommitted) {
+                if (p >= out.present.size())
+                    out.present.resize(std::size_t{p} + 1);
+                out.present[p] = true;
+            }
+            uncommitted.clear();
+            out.database_pages = commit;
+        }
+    }
+    return out;
+}
+
+// Throws store_error, naming the file and the damage, if `path` and its -wal cannot hold a
+// whole database: a reader would find a page in neither (the file was truncated). Reads the
+// header and the -wal only; a file that is not there passes.
+inline void sqlite_check_file_shape(const std::string& path) {
+    // The -wal first: a checkpoint by another process between the two reads then only grows
+    // the file, never hides a page.
+    const sqlite_wal_pages wal = sqlite_read_wal(path + "-wal");
+    std::error_code ec;
+    const auto main_size = std::filesystem::file_size(path, ec);
+    if (ec)
+        return;
+    auto damaged = [&](const std::string& why) {
+        throw store_error("weft::es: " + path + " is truncated or corrupt: " + why);
+    };
+    if (main_size == 0) {
+        if (wal.database_pages > 0)
+            damaged("the file is empty but its -wal holds committed pages");
+        return;
+    }
+    std::uint32_t page_size = wal.page_size;
+    std::uint64_t header_pages = 0; // 0: no size in the header to trust
+    const std::string header = sqlite_file_prefix(path, 100);
+    if (header.size() == 100) {
+        if (header.compare(0, 16, std::string("SQLite format 3\0", 16)) != 0)
+            throw store_error("weft::es: " + path + " is not a SQLite database (no SQLite header)");
+        const std::uint32_t raw = sqlite_be32(header, 16) >> 16;
+        page_size = raw == 1 ? 65536 : raw;
+        if (!sqlite_valid_page_size(page_size))
+            damaged("its header has a page size of " + std::to_string(raw));
+        // The header's page count is valid when it is set in the same change as the counter.
+        if (sqlite_be32(header, 24) == sqlite_be32(header, 92))
+            header_pages = sqlite_be32(header, 28);
+        if (wal.database_pages > 0 && wal.page_size != page_size)
+            damaged("its -wal has pages of " + std::to_string(wal.page_size) + " bytes, the file " +
+                    std::to_string(page_size));
+    } else if (wal.database_pages == 0) {
+        damaged(std::to_string(main_size) + " bytes, shorter than a SQLite header");
+    }
+    if (wal.database_pages > 0) {
+        for (std::uint64_t p = 1; p <= wal.database_pages; ++p) {
+            const bool in_wal = p < wal.present.size() && wal.present[p];
+            if (!in_wal && p * page_size > main_size)
+                damaged("page " + std::to_string(p) + " of " + std::to_string(wal.database_pages) +
+                        " is neither in the file (" + std::to_string(main_size) +
+                        " bytes) nor in its -wal");
+        }
+    } else if (header_pages * page_size > main_size) {
+        damaged("its header counts " + std::to_string(header_pages) + " pages of " +
+                std::to_string(page_size) + " bytes, the file has " + std::to_string(main_size));
+    }
+}
+
+// Makes `path` safe to look at before anything else touches it: a hot rollback journal (left
+// by a process killed while it wrote in rollback mode, e.g. while switching a new file to WAL)
+// is rolled back, as SQLite does on any read, but through a read-write connection, since the
+// read-only probe cannot. Then checks the file's shape (sqlite_check_file_shape).
+inline void sqlite_prepare_to_open(const std::string& path, std::chrono::milliseconds busy) {
+    std::error_code ec;
+    const auto journal = std::filesystem::file_size(path + "-journal", ec);
+    if (!ec && journal > 0 && std::filesystem::exists(path, ec)) {
+        sqlite_connection db(path, SQLITE_OPEN_READWRITE);
+        sqlite3_busy_timeout(db.handle(), static_cast<int>(busy.count()));
+        db.exec("SELECT count(*) FROM sqlite_master"); // the first read rolls the journal back
+    }
+    sqlite_check_file_shape(path);
+}
+
+// Runs `open` again while it fails on another connection's lock, until `busy` has passed:
+// SQLite's busy handler does not cover every lock met while opening (switching a file to WAL,
+// another process's recovery), and many processes may open one new file at once.
+template <class Fn>
+auto sqlite_retry_while_busy(std::chrono::milliseconds busy, Fn open) {
+    const auto give_up = std::chrono::steady_clock::now() + busy;
+    for (int attempt = 1;; ++attempt) {
+        try {
+            return open();
+        } catch (const sqlite_busy_error&) {
+            if (std::chrono::steady_clock::now() >= give_up)
+                throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 20)));
+    }
 }
 
 } // namespace detail
@@ -635,13 +821,17 @@ CREATE TABLE snapshots(
             throw store_error("weft::es: " + path +
                               " is not a weft event store (weft_meta format is '" +
                               format.value_or("") + "')");
-        const long long schema = version ? std::atoll(version->c_str()) : 0;
+        // Strictly a plain decimal integer: '1junk' or '1.9' is damage, not version 1.
+        const bool plain = version && !version->empty() && version->size() <= 9 &&
+                           version->find_first_not_of("0123456789") == std::string::npos &&
+                           (*version)[0] != '0';
+        const long long schema = plain ? std::stoll(*version) : 0;
         if (schema > k_schema_version)
             throw store_error("weft::es: " + path + " has schema_version " + *version +
                               ", newer than this weft reads (" + std::to_string(k_schema_version) +
                               ")");
         if (schema < 1)
-            throw store_error("weft::es: " + path + " has an invalid schema_version '" +
+            throw store_error("weft::es: " + path + " is corrupt: an invalid schema_version '" +
                               version.value_or("") + "'");
         // The cheap probe: walk to the end of each table and index (where a truncated file
         // loses pages first) and read the last event whole.
@@ -665,12 +855,20 @@ CREATE TABLE snapshots(
         return true;
     }
 
-    // Looks before it writes: an existing file is inspected through a read-only connection, and
-    // the schema is created only in a database with nothing in it.
+    // Looks before it writes: an existing file's shape (header, size, -wal) is checked, then
+    // it is inspected through a read-only connection, and the schema is created only in a
+    // database with nothing in it. Every store runs in WAL mode (a backup made by VACUUM INTO
+    // is in rollback mode and is switched); a file that cannot switch is refused.
     static std::unique_ptr<detail::sqlite_connection> open_writer(const std::string& path,
                                                                   const sqlite_options& options) {
+        return detail::sqlite_retry_while_busy(options.busy_timeout,
+                                               [&] { return open_writer_once(path, options); });
+    }
+    static std::unique_ptr<detail::sqlite_connection>
+    open_writer_once(const std::string& path, const sqlite_options& options) {
         std::error_code ec;
         bool is_store = false;
+        detail::sqlite_prepare_to_open(path, options.busy_timeout);
         if (std::filesystem::exists(path, ec)) {
             detail::sqlite_connection probe(path, SQLITE_OPEN_READONLY);
             // A read-only connection never checkpoints, but say so: closing must not write.
@@ -681,12 +879,14 @@ CREATE TABLE snapshots(
         auto db = std::make_unique<detail::sqlite_connection>(path, SQLITE_OPEN_READWRITE |
                                                                         SQLITE_OPEN_CREATE);
         sqlite3_busy_timeout(db->handle(), static_cast<int>(options.busy_timeout.count()));
+        {
+            detail::sqlite_query q(*db, "PRAGMA journal_mode = WAL");
+            const std::string mode = q.step() ? q.text(0) : "";
+            if (mode != "wal")
+                throw store_error("weft::es: " + path + " cannot use WAL mode (journal_mode " +
+                                  "stays '" + mode + "'; is its directory writable?)");
+        }
         if (!is_store) {
-            {
-                detail::sqlite_query q(*db, "PRAGMA journal_mode = WAL");
-                if (!q.step() || q.text(0) != "wal")
-                    throw store_error("weft::es: " + path + " cannot use WAL mode");
-            }
             db->exec("BEGIN IMMEDIATE");
             try {
                 // Another process may have created it (or something else) since we looked.
