@@ -16,7 +16,22 @@
 //   after a lost reply is safe. A batch mixing stored and new ids, or naming stored events of
 //   another stream or in another order, throws invalid_append.
 // - The expected version is checked against the stream's current version; on mismatch the
-//   result says wrong_expected_version and carries the actual version.
+//   result says wrong_expected_version and carries the actual version. exactly(n) matches
+//   only a stream at version n, for every n (none stands for any or stream_exists).
+//
+// Hidden events (truncate_before, max_age; weft has no delete): they leave read_stream, not
+// the stream, so version_of and every expected version count them. A stream whose events are
+// all hidden still exists: no_stream and exactly(0) conflict, stream_exists accepts, exactly(n)
+// wants the last version appended (not the number of events shown), and new events continue
+// the numbering (hidden too if below truncate_before). EventStoreDB's soft delete ($tb) also
+// keeps the numbering (a write after it continues where the stream left off); where it reads
+// a soft-deleted stream as "not found", read_stream returns no events. Both weft stores behave
+// the same (tests/es_conformance.hpp checks it).
+//
+// Idempotent appends compared with EventStoreDB: it recognises a repeated write by its event
+// ids only against the stream's latest events (best effort with `any`); weft looks every id
+// up in the store-wide event-id index, so a batch repeated any time later, with any expected
+// version, is still a duplicate, and a stored id reused elsewhere is an invalid_append.
 #pragma once
 
 #include "../future.hpp"
