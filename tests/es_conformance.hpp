@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <exception>
 #include <latch>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -252,6 +253,58 @@ void expected_version_table(Make make) {
             }
         }
     }
+}
+
+// exactly(n) means "the stream is at version n", for every n: the values next to the ends of
+// stream_version (where a store could overflow, or confuse n with any / stream_exists) are
+// conflicts like any other wrong version, on a missing stream and on streams at 3 and 4.
+template <class Make>
+void expected_version_edges(Make make) {
+    auto store = make();
+    auto& s = *store;
+    constexpr es::stream_version top = std::numeric_limits<es::stream_version>::max();
+    REQUIRE(s.append("three", es::expected_version::no_stream(), events(3)));
+    REQUIRE(s.append("four", es::expected_version::no_stream(), events(4)));
+    const es::log_position head = s.head_position();
+
+    const std::vector<es::stream_version> wrong{
+        top, top - 1, top - 2, top - 3, top / 2, 1u << 31, 1ull << 63, (1ull << 63) - 1, 5, 2};
+    std::size_t conflicts = 0;
+    for (const std::string stream : {"missing", "three", "four"}) {
+        const es::stream_version actual = s.version_of(stream);
+        for (const es::stream_version v : wrong) {
+            if (v == actual)
+                continue;
+            INFO("stream " << stream << " at " << actual << ", expected exactly(" << v << ")");
+            const es::append_result r =
+                s.append(stream, es::expected_version::exactly(v), events_with_ids(1));
+            CHECK(r.status == es::append_status::wrong_expected_version);
+            CHECK(r.version == actual);
+            conflicts += r.status == es::append_status::wrong_expected_version;
+            // The same through async_append.
+            const es::append_result a =
+                s.async_append(stream, es::expected_version::exactly(v), events(1)).get();
+            CHECK(a.status == es::append_status::wrong_expected_version);
+            conflicts += a.status == es::append_status::wrong_expected_version;
+        }
+    }
+    CHECK(conflicts == 2 * 3 * wrong.size());
+    CHECK(s.head_position() == head); // nothing written
+    CHECK(s.version_of("missing") == 0);
+    CHECK(s.version_of("three") == 3);
+    CHECK(s.version_of("four") == 4);
+
+    // The special values keep their meaning, and are not equal to any exactly(n).
+    CHECK(es::expected_version::exactly(top) != es::expected_version::any());
+    CHECK(es::expected_version::exactly(top - 1) != es::expected_version::stream_exists());
+    CHECK(es::expected_version::exactly(0) == es::expected_version::no_stream());
+    CHECK(es::expected_version::exactly(top).describe() == std::to_string(top));
+    CHECK(es::expected_version::any().describe() == "any");
+    CHECK(es::expected_version::stream_exists().describe() == "stream exists");
+    CHECK(s.append("three", es::expected_version::any(), events(1)).version == 4);
+    CHECK(s.append("four", es::expected_version::stream_exists(), events(1)).version == 5);
+    CHECK(s.append("missing", es::expected_version::exactly(0), events(1)).version == 1);
+    CHECK(s.append("three", es::expected_version::exactly(4), events(1)).version == 5);
 }
 
 template <class Make>
@@ -731,6 +784,56 @@ void max_age_hides_from_read_stream(Make make) {
     if (read_done <= v2[0].recorded_at + age)
         CHECK(versions(shown) == run(2, 2));
     CHECK(s.read_all(1, 100).size() == 6);
+}
+
+// Hidden events still count: truncate_before and max_age change what read_stream shows, never
+// the stream's version, so every expected version is checked against the version of the last
+// event appended, shown or not (as EventStoreDB's $tb: a truncated stream still exists).
+template <class Make>
+void expected_versions_count_hidden_events(Make make) {
+    auto store = make();
+    auto& s = *store;
+    constexpr auto fwd = es::read_direction::forward;
+    REQUIRE(s.append("cut", es::expected_version::no_stream(), events(3)));
+    REQUIRE(s.append("aged", es::expected_version::no_stream(), events(2)));
+    es::stream_metadata past_the_end;
+    past_the_end.truncate_before = 10; // hides versions 1-9: everything there is
+    s.set_stream_metadata("cut", past_the_end);
+    es::stream_metadata tiny;
+    tiny.max_age = 1ms;
+    s.set_stream_metadata("aged", tiny);
+    const std::vector<es::recorded_event> stored = s.read_all(1, 10);
+    REQUIRE(stored.size() == 5);
+    REQUIRE(wait_until_utc_past(stored[4].recorded_at + 1ms));
+
+    for (const auto& [stream, version] :
+         std::vector<std::pair<std::string, es::stream_version>>{{"cut", 3}, {"aged", 2}}) {
+        INFO("stream " << stream << ", every event hidden");
+        REQUIRE(s.read_stream(stream, 1, fwd, 100).empty());
+        CHECK(s.version_of(stream) == version);
+        const es::log_position head = s.head_position();
+        // The stream exists: no_stream, exactly(0) and exactly(shown events) are conflicts.
+        for (const es::expected_version e :
+             {es::expected_version::no_stream(), es::expected_version::exactly(0),
+              es::expected_version::exactly(version - 1),
+              es::expected_version::exactly(version + 1)}) {
+            INFO("expected " << e.describe());
+            const es::append_result r = s.append(stream, e, events(1));
+            CHECK(r.status == es::append_status::wrong_expected_version);
+            CHECK(r.version == version);
+        }
+        CHECK(s.head_position() == head);
+        // exactly(last version), stream_exists and any append after the hidden events.
+        CHECK(s.append(stream, es::expected_version::exactly(version), events(1)).version ==
+              version + 1);
+        CHECK(s.append(stream, es::expected_version::stream_exists(), events(1)).version ==
+              version + 2);
+        CHECK(s.append(stream, es::expected_version::any(), events(1)).version == version + 3);
+        CHECK(s.version_of(stream) == version + 3);
+    }
+    // The new versions of "cut" (4-6) are below truncate_before 10: hidden too.
+    CHECK(s.read_stream("cut", 1, fwd, 100).empty());
+    CHECK(s.read_all(1, 100).size() == 11);
 }
 
 template <class Make>
@@ -1410,6 +1513,10 @@ void async_append_from_task_and_thread(Make make) {
                           "stream at version 2 and a conflict writes nothing",                     \
                           expected_version_table, __VA_ARGS__)                                     \
     WEFT_CONFORMANCE_CASE(tag,                                                                     \
+                          "exactly(n) near the top of stream_version is a conflict unless the "    \
+                          "stream is at n",                                                        \
+                          expected_version_edges, __VA_ARGS__)                                     \
+    WEFT_CONFORMANCE_CASE(tag,                                                                     \
                           "an empty batch writes nothing but is checked against the expected "     \
                           "version",                                                               \
                           empty_batch, __VA_ARGS__)                                                \
@@ -1467,6 +1574,9 @@ void async_append_from_task_and_thread(Make make) {
     WEFT_CONFORMANCE_CASE(tag,                                                                     \
                           "max_age hides older events from read_stream but not from read_all",     \
                           max_age_hides_from_read_stream, __VA_ARGS__)                             \
+    WEFT_CONFORMANCE_CASE(tag,                                                                     \
+                          "expected versions count events that truncate_before or max_age hide",   \
+                          expected_versions_count_hidden_events, __VA_ARGS__)                      \
     WEFT_CONFORMANCE_CASE(tag,                                                                     \
                           "stream metadata round-trips and applies to a stream created after it "  \
                           "was set",                                                               \

@@ -12,8 +12,10 @@
 // 1. On first use (and after passivation) it loads the state: the latest snapshot of the
 //    current schema version if there is one, then the events after it.
 // 2. If the command has an id that was already handled, it answers with that first result.
-// 3. decide(command, state): a rejection is answered as it is; events are appended with the
-//    expected version it loaded (the append does not block a worker: the actor's task waits).
+// 3. decide(command, state): events are appended with the expected version it loaded (the
+//    append does not block a worker: the actor's task waits). A decision that writes nothing
+//    (a rejection, or no events) meets no conflict, so before answering it the actor checks
+//    the stream's version in the store; if another writer moved it, it goes on as in 5.
 // 4. On success it evolves its state and answers with the new version and the global position
 //    of the last event (give that to a projection's wait_for to read your own writes).
 //    Every `snapshot.every` events it saves a snapshot.
@@ -23,9 +25,11 @@
 // Command ids: events of a command with id C get event ids "C#0", "C#1"... so a retry that
 // races with the first attempt is also caught by the store's idempotent append. Ids must be
 // unique across the store (use new_event_id()). Results of recent commands are kept per
-// aggregate (`remembered_commands`); older accepted ones are found in the store by event id.
-// A rejected command leaves no event, so a retry of it after it was forgotten (passivation,
-// restart) is decided again.
+// aggregate (`remembered_commands`, 0: none); any other id is looked up in the store by event
+// id "C#0" before the command is decided, so an accepted command is answered from its first
+// result on any instance, with any cache size, however many events it appended. A rejected
+// command leaves no event, so a retry of it that is not in this instance's memory (another
+// instance, passivation, restart) is decided again.
 //
 // The store must outlive the service. Errors that are not outcomes — a store_error, an event
 // the codec cannot read, a decider that throws — fail that command's future with the
@@ -43,6 +47,7 @@
 #include <concepts>
 #include <cstddef>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -204,29 +209,51 @@ private:
             }
             for (std::size_t attempt = 0;; ++attempt) {
                 decision<event> d = ctx_->decider.decide(m.cmd, state_);
-                if (!d.accepted())
-                    co_return remember(id, command_result{command_status::rejected, d.reason(),
-                                                          version_, 0, 0, false});
-                std::vector<event> events = std::move(d).events();
-                if (events.empty())
-                    co_return remember(
-                        id, command_result{command_status::accepted, {}, version_, 0, 0, false});
-
-                std::vector<event_data> batch = encode(events, m.options);
-                append_result r = co_await ctx_->store.async_append(
-                    stream_, expected_version::exactly(version_), std::move(batch));
-                if (r && !r.duplicate) {
-                    const stream_version before = version_;
-                    for (const event& e : events)
-                        state_ = ctx_->decider.evolve(std::move(state_), e);
-                    version_ = r.version;
-                    maybe_snapshot(before);
-                    co_return remember(id, command_result{command_status::accepted,
-                                                          {},
-                                                          version_,
-                                                          r.last_position,
-                                                          events.size(),
-                                                          false});
+                if (!d.accepted() || d.events().empty()) {
+                    // Nothing to write, so no conflict can say our state is stale: ask.
+                    if (ctx_->store.version_of(stream_) == version_) {
+                        if (!d.accepted())
+                            co_return remember(id,
+                                               command_result{command_status::rejected, d.reason(),
+                                                              version_, 0, 0, false});
+                        co_return remember(
+                            id,
+                            command_result{command_status::accepted, {}, version_, 0, 0, false});
+                    }
+                } else {
+                    std::vector<event> events = std::move(d).events();
+                    std::vector<event_data> batch = encode(events, m.options);
+                    std::optional<append_result> r;
+                    std::exception_ptr invalid;
+                    try {
+                        r = co_await ctx_->store.async_append(
+                            stream_, expected_version::exactly(version_), std::move(batch));
+                    } catch (const invalid_append&) {
+                        // With a command id: the other instance may have stored this command
+                        // with fewer events than we decided now (its state was older).
+                        if (id.empty())
+                            throw;
+                        invalid = std::current_exception();
+                    }
+                    if (r && *r && !r->duplicate) {
+                        const stream_version before = version_;
+                        for (const event& e : events)
+                            state_ = ctx_->decider.evolve(std::move(state_), e);
+                        version_ = r->version;
+                        maybe_snapshot(before);
+                        co_return remember(id, command_result{command_status::accepted,
+                                                              {},
+                                                              version_,
+                                                              r->last_position,
+                                                              events.size(),
+                                                              false});
+                    }
+                    if (invalid) {
+                        catch_up();
+                        if (std::optional<command_result> earlier = find_result(id))
+                            co_return *earlier;
+                        std::rethrow_exception(invalid);
+                    }
                 }
                 // Someone else wrote this stream (or this very command, if r.duplicate):
                 // read what they wrote, then look again.
@@ -255,7 +282,6 @@ private:
             version_ = 0;
             results_.clear();
             order_.clear();
-            history_complete_ = true;
             const snapshot_policy<state>& policy = ctx_->options.snapshot;
             if (policy.every > 0 && policy.decode) {
                 std::optional<snapshot> snap = ctx_->store.load_snapshot(stream_);
@@ -263,7 +289,6 @@ private:
                     if (std::optional<state> s = policy.decode(snap->payload)) {
                         state_ = std::move(*s);
                         version_ = snap->version;
-                        history_complete_ = false; // commands before it are not in results_
                     }
                 }
             }
@@ -360,36 +385,61 @@ private:
             while (order_.size() > ctx_->options.remembered_commands) {
                 results_.erase(order_.front());
                 order_.pop_front();
-                history_complete_ = false;
             }
             return r;
         }
 
-        // The first result of command `id`, from memory or (for accepted commands we no
-        // longer remember) from its events in the store.
+        // The first result of command `id`, from memory or (for an accepted command this
+        // instance does not remember) from its events in the store, which may be newer than
+        // our state: another instance may have stored it.
         std::optional<command_result> find_result(const std::string& id) {
             if (auto it = results_.find(id); it != results_.end()) {
                 command_result r = it->second;
                 r.duplicate = true;
                 return r;
             }
-            if (history_complete_)
+            std::optional<recorded_event> last = stored_event_of(id, 0);
+            if (!last)
                 return std::nullopt;
-            std::optional<recorded_event> first = ctx_->store.find_event(id + "#0");
-            if (!first || first->stream != stream_)
-                return std::nullopt;
-            command_result r{command_status::accepted, {}, first->version,
-                             first->position,          1,  true};
-            for (const recorded_event& e : ctx_->store.read_stream(stream_, first->version + 1,
-                                                                   read_direction::forward, 64)) {
-                auto parsed = command_of(e.event_id);
-                if (!parsed || parsed->first != id || parsed->second != r.events)
-                    break;
-                r.version = e.version;
-                r.position = e.position;
-                ++r.events;
+            // Its events are "C#0".."C#n-1", stored in one batch: find n by doubling, then
+            // halving, on which ids exist (about 2 log2(n) index lookups, whatever read_stream
+            // would hide or page).
+            std::size_t have = 0;    // "C#have" exists
+            std::size_t lacking = 0; // "C#lacking" does not (0: not found yet)
+            while (lacking == 0) {
+                const std::size_t probe = have * 2 + 1;
+                if (std::optional<recorded_event> e = stored_event_of(id, probe)) {
+                    have = probe;
+                    last = std::move(e);
+                } else {
+                    lacking = probe;
+                }
             }
+            while (lacking - have > 1) {
+                const std::size_t probe = have + (lacking - have) / 2;
+                if (std::optional<recorded_event> e = stored_event_of(id, probe)) {
+                    have = probe;
+                    last = std::move(e);
+                } else {
+                    lacking = probe;
+                }
+            }
+            command_result r = remember(
+                id,
+                command_result{
+                    command_status::accepted, {}, last->version, last->position, have + 1, false});
+            r.duplicate = true;
             return r;
+        }
+
+        // Event `index` of command `id` if it is stored in this stream.
+        std::optional<recorded_event> stored_event_of(const std::string& id,
+                                                      std::size_t index) const {
+            std::optional<recorded_event> e =
+                ctx_->store.find_event(id + "#" + std::to_string(index));
+            if (e && e->stream != stream_)
+                return std::nullopt;
+            return e;
         }
 
         std::shared_ptr<context> ctx_;
@@ -397,9 +447,6 @@ private:
         state state_;
         stream_version version_ = 0;
         bool loaded_ = false;
-        // True while results_ holds every command of the loaded history (no snapshot skipped
-        // any, none evicted): then a miss means "new command" without asking the store.
-        bool history_complete_ = true;
         std::unordered_map<std::string, command_result> results_;
         std::deque<std::string> order_; // results_' keys, oldest first
     };

@@ -16,7 +16,22 @@
 //   after a lost reply is safe. A batch mixing stored and new ids, or naming stored events of
 //   another stream or in another order, throws invalid_append.
 // - The expected version is checked against the stream's current version; on mismatch the
-//   result says wrong_expected_version and carries the actual version.
+//   result says wrong_expected_version and carries the actual version. exactly(n) matches
+//   only a stream at version n, for every n (none stands for any or stream_exists).
+//
+// Hidden events (truncate_before, max_age; weft has no delete): they leave read_stream, not
+// the stream, so version_of and every expected version count them. A stream whose events are
+// all hidden still exists: no_stream and exactly(0) conflict, stream_exists accepts, exactly(n)
+// wants the last version appended (not the number of events shown), and new events continue
+// the numbering (hidden too if below truncate_before). EventStoreDB's soft delete ($tb) also
+// keeps the numbering (a write after it continues where the stream left off); where it reads
+// a soft-deleted stream as "not found", read_stream returns no events. Both weft stores behave
+// the same (tests/es_conformance.hpp checks it).
+//
+// Idempotent appends compared with EventStoreDB: it recognises a repeated write by its event
+// ids only against the stream's latest events (best effort with `any`); weft looks every id
+// up in the store-wide event-id index, so a batch repeated any time later, with any expected
+// version, is still a duplicate, and a stored id reused elsewhere is an invalid_append.
 #pragma once
 
 #include "../future.hpp"
@@ -34,45 +49,53 @@
 
 namespace weft::es {
 
-// What the appender believes the stream's version to be (optimistic concurrency).
+// What the appender believes the stream's version to be (optimistic concurrency). The kind is
+// a tag beside the number, so every stream_version is a valid exactly(n): none of them stands
+// for any or stream_exists.
 class expected_version {
 public:
     // Append whatever the stream's version.
-    static constexpr expected_version any() noexcept { return expected_version(k_any); }
+    static constexpr expected_version any() noexcept { return expected_version(kind::any, 0); }
     // Append only to a stream with no events (create it).
-    static constexpr expected_version no_stream() noexcept { return expected_version(0); }
+    static constexpr expected_version no_stream() noexcept {
+        return expected_version(kind::exactly, 0);
+    }
     // Append only to a stream that has at least one event.
     static constexpr expected_version stream_exists() noexcept {
-        return expected_version(k_exists);
+        return expected_version(kind::exists, 0);
     }
     // Append only if the stream is at exactly version `v` (0 is the same as no_stream).
     static constexpr expected_version exactly(stream_version v) noexcept {
-        return expected_version(v);
+        return expected_version(kind::exactly, v);
     }
 
     constexpr bool accepts(stream_version current) const noexcept {
-        if (value_ == k_any)
+        switch (kind_) {
+        case kind::any:
             return true;
-        if (value_ == k_exists)
+        case kind::exists:
             return current > 0;
-        return current == value_;
+        case kind::exactly:
+            break;
+        }
+        return current == version_;
     }
     std::string describe() const {
-        if (value_ == k_any)
+        if (kind_ == kind::any)
             return "any";
-        if (value_ == k_exists)
+        if (kind_ == kind::exists)
             return "stream exists";
-        if (value_ == 0)
+        if (version_ == 0)
             return "no stream";
-        return std::to_string(value_);
+        return std::to_string(version_);
     }
     friend constexpr bool operator==(expected_version, expected_version) = default;
 
 private:
-    static constexpr stream_version k_any = std::numeric_limits<stream_version>::max();
-    static constexpr stream_version k_exists = k_any - 1;
-    constexpr explicit expected_version(stream_version v) noexcept : value_(v) {}
-    stream_version value_;
+    enum class kind : unsigned char { any, exists, exactly };
+    constexpr expected_version(kind k, stream_version v) noexcept : kind_(k), version_(v) {}
+    kind kind_;
+    stream_version version_; // exactly: the version; 0 for any and exists
 };
 
 enum class append_status {
