@@ -117,6 +117,7 @@ TEST_CASE("sqlite_read_model on the store's file: appends go on while a handler 
           "between retries") {
     temp_db_file file;
     weft::es::sqlite_options store_options;
+    store_options.durability = weft::es::durability::off; // no fsync per append: a short test
     store_options.busy_timeout = 100ms; // far below the back-off: the lock must be free then
     sqlite_store store(file.path, store_options);
     const log_position poison = 25;
@@ -162,9 +163,10 @@ TEST_CASE("sqlite_read_model on the store's file: appends go on through a batch 
           "handlers") {
     temp_db_file file;
     weft::es::sqlite_options store_options;
-    store_options.busy_timeout = 500ms; // below the batch's ~900 ms, above max_batch_time
+    store_options.durability = weft::es::durability::off; // no fsync per append: a short test
+    store_options.busy_timeout = 250ms; // below the one batch's 400+ ms, above max_batch_time
     sqlite_store store(file.path, store_options);
-    log_position head = fill(store, 1, 300);
+    log_position head = fill(store, 1, 200);
     sqlite_read_model model(file.path);
     create_balances(model);
 
@@ -172,22 +174,24 @@ TEST_CASE("sqlite_read_model on the store's file: appends go on through a batch 
     auto target = model.target("balances", [&](sql_connection& db, const recorded_event& e) {
         apply_deposit(db, e);
         // The slow work being modelled (a remote call, a heavy query); not a synchronization.
-        std::this_thread::sleep_for(3ms);
+        std::this_thread::sleep_for(2ms);
         // release: the test thread's acquire wait below only needs to see that one ran.
         handled.fetch_add(1, std::memory_order_release);
         handled.notify_all();
     });
     weft::scheduler sched(2);
     projection_runner<sqlite_store> runner(sched, store);
-    runner.add("balances", target); // one batch of 512 would hold the lock for all 300 events
+    projection_options options;    // one batch of 512 would hold the lock for all 200 events
+    options.max_batch_time = 50ms; // a waiting append's busy handler tries every <= 25 ms then
+    runner.add("balances", target, options);
 
     handled.wait(0, std::memory_order_acquire); // the batch is under way
     std::string error;
     const int appends = 5 * weft_test::stress_rounds();
-    CHECK(append_meanwhile(store, 301, appends, error) == appends);
+    CHECK(append_meanwhile(store, 201, appends, error) == appends);
     CHECK(error == "");
     head = store.head_position();
-    REQUIRE(head == static_cast<log_position>(300 + appends));
+    REQUIRE(head == static_cast<log_position>(200 + appends));
     REQUIRE(runner.wait_for("balances", head, 60s));
     CHECK(handled.load(std::memory_order_acquire) == static_cast<int>(head));
     CHECK(model.checkpoint("balances") == head);
