@@ -37,3 +37,19 @@ target_link_libraries(es_sqlite_files_test PRIVATE weft::sqlite)
 target_compile_definitions(es_sqlite_files_test PRIVATE
     WEFT_SQLITE_OPEN_CHILD="$<TARGET_FILE:es_sqlite_open_child>")
 add_dependencies(es_sqlite_files_test es_sqlite_open_child)
+
+# Dead letters stored with the checkpoint. es_dead_letter_child parks one and waits to be killed;
+# the kill -9 test in es_sqlite_dead_letter_test spawns it by WEFT_DEAD_LETTER_CHILD.
+add_executable(es_dead_letter_child es_dead_letter_child.cpp)
+target_link_libraries(es_dead_letter_child PRIVATE weft::sqlite)
+weft_add_warnings(es_dead_letter_child)
+
+weft_add_test(es_sqlite_dead_letter_test es_sqlite_dead_letter_test.cpp)
+target_link_libraries(es_sqlite_dead_letter_test PRIVATE weft::sqlite)
+target_compile_definitions(es_sqlite_dead_letter_test PRIVATE
+    WEFT_DEAD_LETTER_CHILD="$<TARGET_FILE:es_dead_letter_child>")
+add_dependencies(es_sqlite_dead_letter_test es_dead_letter_child)
+
+# A projection on the store's own file does not keep the store's appends out.
+weft_add_test(es_sqlite_write_lock_test es_sqlite_write_lock_test.cpp)
+target_link_libraries(es_sqlite_write_lock_test PRIVATE weft::sqlite)

@@ -17,7 +17,9 @@
 // Failures: a handler that throws is tried again after a back-off that doubles (first_backoff
 // up to max_backoff), max_attempts times in all. Then, by policy, the event is parked in the
 // projection's dead letters (inspect with dead_letters(), retry with retry_dead_letters()) and
-// the projection goes on, or the projection stops in state `failed` with the error.
+// the projection goes on, or the projection stops in state `failed` with the error. A target
+// with park/load_dead_letters (sqlite_read_model) stores them with its checkpoint, so they
+// survive a restart; for other targets they live in the runner's memory only.
 //
 // Delivery: a projection_target with transactions (begin_batch/commit_batch, as
 // sqlite_read_model provides) commits its changes and its checkpoint together: each event takes
@@ -26,6 +28,14 @@
 // stop cuts a batch short, some events may be handled again (at least once), so write such
 // handlers to be idempotent (set a balance from the event's version, skip versions already
 // seen).
+//
+// Locks: a transaction may hold a lock others wait for (SQLite's one write lock per file, which
+// a sqlite_store's appends need when the read model shares its file). So a projection that is
+// not partitioned never keeps one open across a back-off: the events before the failing one
+// commit first, and each retry has a transaction of its own. A batch whose handlers run past
+// max_batch_time commits what it has done and goes on in a new transaction after a 25 ms pause.
+// A slow handler thus holds the lock for about max_batch_time (or one handler call, if longer);
+// a partitioned projection keeps its batch's one transaction, back-offs included.
 #pragma once
 
 #include "../scheduler.hpp"
@@ -90,6 +100,16 @@ struct projection_options {
     std::chrono::milliseconds first_backoff{10}; // wait before the second try; doubles after
     std::chrono::milliseconds max_backoff{1000};
     failure_policy on_failure = failure_policy::dead_letter;
+    // With transactions, not partitioned: once a batch's handlers have run this long, the part
+    // done so far commits and the rest goes on in a new transaction after a short pause, so a
+    // slow handler holds a shared file's write lock for about this long at most (see below).
+    std::chrono::milliseconds max_batch_time{100};
+};
+
+struct dead_letter {
+    recorded_event event;
+    std::string error;        // the handler's last exception message
+    std::size_t attempts = 0; // how many times it was tried
 };
 
 // What a projection does with an event, and where its checkpoint lives. Only `handle` is
@@ -106,12 +126,16 @@ struct projection_target {
     // For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
     // from = 0) and store `from` as the checkpoint.
     std::function<void(log_position from)> reset{};
-};
-
-struct dead_letter {
-    recorded_event event;
-    std::string error;        // the handler's last exception message
-    std::size_t attempts = 0; // how many times it was tried
+    // Dead letters kept with the checkpoint, so that none is lost or doubled across a restart:
+    // park(d) stores one inside the batch's transaction (it commits with the checkpoint that
+    // passes its event); load_dead_letters() returns them for add(); retry_dead_letter(e)
+    // handles one again for retry_dead_letters() and, in the same transaction, forgets it
+    // (or, when the handler throws again, notes the try and rethrows). reset must clear them.
+    // A target without these has its dead letters in the runner's memory only: a restart
+    // loses them (their events are behind the checkpoint, so they are not met again).
+    std::function<void(const dead_letter&)> park{};
+    std::function<std::vector<dead_letter>()> load_dead_letters{};
+    std::function<void(const recorded_event&)> retry_dead_letter{};
 };
 
 struct projection_status {
@@ -154,6 +178,8 @@ public:
         p->options.batch = std::max<std::size_t>(p->options.batch, 1);
         p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
         p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
+        if (p->target.load_dead_letters)
+            p->dead = p->target.load_dead_letters();
         {
             std::lock_guard lock(mutex_);
             if (!projections_.emplace(name, p).second)
@@ -308,7 +334,10 @@ public:
         std::vector<dead_letter> still;
         for (dead_letter& d : parked) {
             try {
-                p->target.handle(d.event);
+                if (p->target.retry_dead_letter)
+                    p->target.retry_dead_letter(d.event); // forgets it with its effects
+                else
+                    p->target.handle(d.event);
                 ++fixed;
             } catch (const std::exception& e) {
                 d.error = e.what();
@@ -502,31 +531,58 @@ private:
         p->progress.wake_all(); // wait_for callers see it is no longer running
     }
 
+    // What a batch has done and not committed yet, and whether a transaction is open.
+    struct batch_progress {
+        bool open = false;               // between begin_batch and commit_batch/rollback_batch
+        log_position done = 0;           // the batch's events up to here are handled (or parked)
+        std::vector<dead_letter> parked; // parked since the last commit; under p.mutex
+        std::chrono::steady_clock::time_point since{}; // when the open transaction began
+    };
+
+    // How long a batch cut short by max_batch_time leaves the write lock free before it takes
+    // it again: SQLite's default busy handler, which other writers of a shared file wait in,
+    // tries again at most 25 ms apart in its first 100 ms, so one of its tries falls in here.
+    static constexpr std::chrono::milliseconds k_lock_pause{25};
+
+    // The batch's events, handled in a transaction when the target has them. Not partitioned,
+    // such a target never keeps its transaction open across a back-off (the events before the
+    // failing one commit first) nor much past max_batch_time (the events so far commit, and
+    // the rest go on in a new transaction after k_lock_pause): a SQLite target's transaction
+    // holds the file's write lock, which the store's appends need when the file is shared.
     task<outcome> handle_batch(projection& p, const std::vector<recorded_event>& batch) {
-        const projection_target& t = p.target;
-        log_position done = 0; // the batch's events up to here are handled
+        batch_progress b;
         {
             std::lock_guard lock(p.mutex);
-            done = p.checkpoint;
+            b.done = p.checkpoint;
         }
+        if (std::optional<std::string> error = begin(p, b))
+            co_return fail(p, std::move(*error));
         outcome result = outcome::handled;
-        try {
-            if (t.begin_batch)
-                t.begin_batch();
-        } catch (const std::exception& e) {
-            co_return fail(p, std::string("begin_batch failed: ") + e.what());
-        }
         if (!p.options.partitioned || p.options.partitions == 1) {
+            const bool cut = static_cast<bool>(p.target.begin_batch); // commit in parts
             for (const recorded_event& e : batch) {
                 if (std::optional<std::string> error = try_handle(p, e)) {
-                    result = co_await retry_event(p, e, std::move(*error));
+                    if (cut && !commit(p, b)) // the events before e, so no lock while backing off
+                        co_return outcome::failed;
+                    result = co_await retry_event(p, e, std::move(*error), b, cut);
                     if (result != outcome::handled)
                         break;
                 }
-                done = e.position;
+                b.done = e.position;
+                if (cut && &e != &batch.back() &&
+                    std::chrono::steady_clock::now() - b.since >= p.options.max_batch_time) {
+                    if (!commit(p, b))
+                        co_return outcome::failed;
+                    co_await sleep_for(k_lock_pause);
+                    if (stop_requested(p))
+                        co_return outcome::abandoned; // the rest is handled after a start
+                    if (std::optional<std::string> error = begin(p, b))
+                        co_return fail(p, std::move(*error));
+                }
             }
         } else {
-            // Streams to partitions, each partition in log order; all partitions in parallel.
+            // Streams to partitions, each partition in log order; all partitions in parallel,
+            // in one transaction (kept across back-offs: partitions cannot commit apart).
             std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
             for (const recorded_event& e : batch)
                 parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
@@ -536,12 +592,12 @@ private:
             for (std::size_t i = 0; i < parts.size(); ++i) {
                 if (parts[i].empty())
                     continue;
-                group.spawn([this, &p, &parts, &outcomes, &first_bad, i]() -> task<void> {
+                group.spawn([this, &p, &parts, &outcomes, &first_bad, &b, i]() -> task<void> {
                     for (const recorded_event* e : parts[i]) {
                         std::optional<std::string> error = try_handle(p, *e);
                         if (!error)
                             continue;
-                        const outcome o = co_await retry_event(p, *e, std::move(*error));
+                        const outcome o = co_await retry_event(p, *e, std::move(*error), b, false);
                         if (o != outcome::handled) {
                             outcomes[i] = o;
                             first_bad[i] = e->position;
@@ -551,7 +607,7 @@ private:
                 });
             }
             co_await group.wait();
-            done = batch.back().position;
+            b.done = batch.back().position;
             for (std::size_t i = 0; i < parts.size(); ++i) {
                 if (outcomes[i] == outcome::handled)
                     continue;
@@ -559,40 +615,77 @@ private:
                 // again after a restart (partitioned targets are at-least-once).
                 if (outcomes[i] == outcome::failed || result == outcome::handled)
                     result = outcomes[i];
-                done = std::min(done, first_bad[i] - 1);
+                b.done = std::min(b.done, first_bad[i] - 1);
             }
         }
-        if (result == outcome::abandoned && t.rollback_batch) {
-            try {
-                t.rollback_batch();
-            } catch (...) {
-                // Abandoning anyway: nothing of this batch is committed.
-            }
+        if (result == outcome::abandoned && p.target.rollback_batch) {
+            roll_back(p, b); // its dead letters too: their events will be met again
             co_return result;
         }
+        if (!commit(p, b))
+            co_return outcome::failed;
+        co_return result;
+    }
+
+    // Opens the target's transaction, if it has them: nothing, or the error.
+    static std::optional<std::string> begin(projection& p, batch_progress& b) {
+        if (!p.target.begin_batch)
+            return std::nullopt;
         try {
-            if (t.commit_batch)
-                t.commit_batch(done);
-            else if (t.save_checkpoint)
-                t.save_checkpoint(done);
+            p.target.begin_batch();
         } catch (const std::exception& e) {
-            if (t.rollback_batch) {
-                try {
-                    t.rollback_batch();
-                } catch (...) {
-                }
-            }
-            co_return fail(p, std::string("checkpoint at ") + std::to_string(done) +
-                                  " failed: " + e.what());
+            return std::string("begin_batch failed: ") + e.what();
+        } catch (...) {
+            return std::string("begin_batch failed: unknown exception");
         }
+        b.open = true;
+        b.since = std::chrono::steady_clock::now();
+        return std::nullopt;
+    }
+
+    // Commits the batch up to b.done: its changes, its parked dead letters and the checkpoint
+    // together (or saves the checkpoint, without transactions), then publishes the checkpoint.
+    // false: it failed, and the projection with it.
+    bool commit(projection& p, batch_progress& b) {
+        const projection_target& t = p.target;
+        try {
+            if (t.commit_batch) {
+                if (b.open)
+                    t.commit_batch(b.done);
+            } else if (t.save_checkpoint) {
+                t.save_checkpoint(b.done);
+            }
+        } catch (const std::exception& e) {
+            roll_back(p, b);
+            fail(p, "checkpoint at " + std::to_string(b.done) + " failed: " + e.what());
+            return false;
+        }
+        b.open = false;
         log_position published = 0;
         {
             std::lock_guard lock(p.mutex);
-            p.checkpoint = std::max(p.checkpoint, done);
+            p.checkpoint = std::max(p.checkpoint, b.done);
             published = p.progress_base + p.checkpoint;
+            p.dead.insert(p.dead.end(), std::make_move_iterator(b.parked.begin()),
+                          std::make_move_iterator(b.parked.end()));
+            b.parked.clear();
         }
         p.progress.publish(published);
-        co_return result;
+        return true;
+    }
+
+    // Rolls back the open transaction; the dead letters parked in it go with it.
+    static void roll_back(projection& p, batch_progress& b) noexcept {
+        if (b.open && p.target.rollback_batch) {
+            try {
+                p.target.rollback_batch();
+            } catch (...) {
+                // Abandoning anyway: nothing of it is committed.
+            }
+        }
+        b.open = false;
+        std::lock_guard lock(p.mutex);
+        b.parked.clear();
     }
 
     outcome fail(projection& p, std::string why) {
@@ -618,11 +711,19 @@ private:
     }
 
     // The event failed its first try with `error`: retry it with back-off. handled: done or
-    // parked; failed: policy stop; abandoned: a stop came while waiting to retry.
-    task<outcome> retry_event(projection& p, const recorded_event& e, std::string error) {
+    // parked (in b); failed: policy stop; abandoned: a stop came while waiting to retry. With
+    // `own_transactions` no transaction is open on entry, and none across a back-off: each try
+    // begins one, a failed try rolls it back, and a try that succeeds (or the dead letter)
+    // leaves it open for the rest of the batch.
+    task<outcome> retry_event(projection& p, const recorded_event& e, std::string error,
+                              batch_progress& b, bool own_transactions) {
         auto backoff = p.options.first_backoff;
         for (std::size_t attempt = 1;; ++attempt) {
             if (attempt > 1) {
+                if (own_transactions) {
+                    if (std::optional<std::string> failed = begin(p, b))
+                        co_return fail(p, std::move(*failed));
+                }
                 std::optional<std::string> again = try_handle(p, e);
                 if (!again)
                     co_return outcome::handled;
@@ -630,8 +731,24 @@ private:
             }
             if (attempt >= p.options.max_attempts) {
                 if (p.options.on_failure == failure_policy::dead_letter) {
+                    if (own_transactions && !b.open) {
+                        if (std::optional<std::string> failed = begin(p, b))
+                            co_return fail(p, std::move(*failed));
+                    }
+                    dead_letter d{e, std::move(error), attempt};
+                    if (p.target.park) {
+                        try {
+                            p.target.park(d); // in the transaction: commits with the checkpoint
+                        } catch (const std::exception& x) {
+                            co_return fail(p, "dead letter at " + std::to_string(e.position) +
+                                                  " not stored: " + x.what());
+                        } catch (...) {
+                            co_return fail(p, "dead letter at " + std::to_string(e.position) +
+                                                  " not stored: unknown exception");
+                        }
+                    }
                     std::lock_guard lock(p.mutex);
-                    p.dead.push_back(dead_letter{e, std::move(error), attempt});
+                    b.parked.push_back(std::move(d));
                     co_return outcome::handled;
                 }
                 co_return fail(p, "event at position " + std::to_string(e.position) + " (" +
@@ -640,6 +757,8 @@ private:
             }
             // relaxed: a statistic, as handled.
             p.retries.fetch_add(1, std::memory_order_relaxed);
+            if (own_transactions)
+                roll_back(p, b); // the failed try left nothing in it (its savepoint is gone)
             co_await sleep_for(backoff);
             backoff = std::min(backoff * 2, p.options.max_backoff);
             if (stop_requested(p))

@@ -21,17 +21,26 @@
 //                                           "account-42");            // std::optional
 //   });
 //
-// The file may be the event store's own (sqlite_store) or another one. The model adds one table,
-// weft_checkpoints(projection, position), and touches no other table but those its handlers
-// write. A sqlite_store refuses a file that holds other tables but no store (weft_checkpoints
-// alone is fine), so when they share a file, open the sqlite_store before the handlers create
-// their tables.
+// The file may be the event store's own (sqlite_store) or another one. The model adds the table
+// weft_checkpoints(projection, position), weft_dead_letters once an event is parked, and touches
+// no other table but those its handlers write. A sqlite_store refuses a file that holds other
+// tables but no store (weft_checkpoints alone is fine), so when they share a file, open the
+// sqlite_store before the handlers create their tables.
 //
 // Transactions: each target has its own writer connection. A batch of the runner is one
 // BEGIN IMMEDIATE ... COMMIT holding SQLite's write lock; each event's handler runs inside a
 // SAVEPOINT, so a handler that throws leaves no trace (the runner then retries it or parks it
 // as a dead letter, and the batch commits without it). Other writers of the file (another
-// target, write(), a sqlite_store's appends) wait for that lock up to busy_timeout.
+// target, write(), a sqlite_store's appends) wait for that lock up to busy_timeout. What a
+// slow handler costs them: the runner commits before each back-off and once a batch's handlers
+// have run for projection_options::max_batch_time (100 ms), then leaves the lock free for
+// 25 ms, so they wait about that long (or for one handler call, if it takes longer). Keep
+// their busy_timeout well above it.
+//
+// Dead letters: a parked event is stored in weft_dead_letters in the transaction that moves
+// the checkpoint past it, so after a restart (also kill -9) it is a dead letter again; a
+// rebuild's reset deletes them with the tables, and a retried one that succeeds is deleted in
+// the transaction of its effects (one that fails again stays, its attempts counted).
 //
 // Not for partitioned projections: the handler is called under a mutex, so partitions would
 // only take turns (no parallelism), and with failure_policy::stop the runner could commit a
@@ -39,7 +48,7 @@
 // {.partitioned = false} (the default). Handlers must use the connection they are given:
 // write() from a handler waits for the batch's write lock and fails after busy_timeout, and
 // read() does not see the batch before it commits. retry_dead_letters() runs the handler in a
-// transaction of its own on a stopped projection; on a running one it joins the open batch.
+// transaction of its own on a stopped projection (on a running one it joins the open batch).
 //
 // Reads: read(fn) lends fn one connection of a small pool, inside a read transaction (one
 // snapshot of the last commit). WAL readers never wait for the writer, nor it for them.
@@ -375,6 +384,9 @@ public:
         out.rollback_batch = [t] { t->rollback_batch(); };
         if (t->reset)
             out.reset = [t](log_position from) { t->reset_to(from); };
+        out.park = [t](const dead_letter& d) { t->park(d); };
+        out.load_dead_letters = [t] { return t->load_dead_letters(); };
+        out.retry_dead_letter = [t](const recorded_event& e) { t->retry_dead_letter(e); };
         return out;
     }
 
@@ -439,6 +451,33 @@ private:
     static constexpr std::string_view k_save_checkpoint =
         "INSERT INTO weft_checkpoints(projection, position) VALUES (?1, ?2) "
         "ON CONFLICT(projection) DO UPDATE SET position = excluded.position";
+    // Created with the first dead letter (a sqlite_store accepts a file holding only
+    // weft_checkpoints, so a model that never parks one adds no other table).
+    static constexpr std::string_view k_dead_letter_table =
+        "CREATE TABLE IF NOT EXISTS weft_dead_letters(projection TEXT NOT NULL, "
+        "position INTEGER NOT NULL, stream TEXT NOT NULL, version INTEGER NOT NULL, "
+        "event_id TEXT NOT NULL, type TEXT NOT NULL, schema_version INTEGER NOT NULL, "
+        "payload BLOB NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT NOT NULL, "
+        "metadata TEXT NOT NULL, recorded_at INTEGER NOT NULL, error TEXT NOT NULL, "
+        "attempts INTEGER NOT NULL, PRIMARY KEY(projection, position))";
+    static constexpr std::string_view k_has_dead_letter_table =
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'weft_dead_letters'";
+    static constexpr std::string_view k_park =
+        "INSERT OR REPLACE INTO weft_dead_letters(projection, position, stream, version, "
+        "event_id, type, schema_version, payload, correlation_id, causation_id, metadata, "
+        "recorded_at, error, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+        "?13, ?14)";
+    static constexpr std::string_view k_load_dead_letters =
+        "SELECT position, stream, version, event_id, type, schema_version, payload, "
+        "correlation_id, causation_id, metadata, recorded_at, error, attempts "
+        "FROM weft_dead_letters WHERE projection = ?1 ORDER BY position";
+    static constexpr std::string_view k_forget_dead_letter =
+        "DELETE FROM weft_dead_letters WHERE projection = ?1 AND position = ?2";
+    static constexpr std::string_view k_retried_dead_letter =
+        "UPDATE weft_dead_letters SET attempts = attempts + 1, error = ?3 "
+        "WHERE projection = ?1 AND position = ?2";
+    static constexpr std::string_view k_clear_dead_letters =
+        "DELETE FROM weft_dead_letters WHERE projection = ?1";
 
     static void rollback_quietly(sql_connection& db) noexcept {
         try {
@@ -570,10 +609,88 @@ private:
             db->exec("BEGIN IMMEDIATE");
             try {
                 reset(*db);
+                if (has_dead_letter_table()) // the rebuild meets their events again
+                    db->exec(k_clear_dead_letters, name);
                 db->exec(k_save_checkpoint, name, to_sql(from));
                 db->exec("COMMIT");
             } catch (...) {
                 rollback_quietly(*db);
+                throw;
+            }
+        }
+
+        // Stores a dead letter in the open batch, which commits it with the checkpoint that
+        // passes its event (or rolls it back with the batch).
+        void park(const dead_letter& d) {
+            std::lock_guard lock(mutex);
+            if (batch_lost || !in_batch || !db->in_transaction())
+                throw store_error("weft::es: " + db->path() + ": dead letter of projection " +
+                                  name + " outside a batch, or in one rolled back by SQLite");
+            const recorded_event& e = d.event;
+            db->exec(k_dead_letter_table);
+            db->exec(k_park, name, to_sql(e.position), e.stream, e.version, e.event_id, e.type,
+                     e.schema_version, e.payload, e.correlation_id, e.causation_id, e.metadata,
+                     static_cast<std::int64_t>(e.recorded_at.time_since_epoch().count()), d.error,
+                     d.attempts);
+        }
+
+        std::vector<dead_letter> load_dead_letters() {
+            std::lock_guard lock(mutex);
+            std::vector<dead_letter> out;
+            if (!has_dead_letter_table())
+                return out;
+            for (auto& [position, stream, version, event_id, type, schema, payload, correlation,
+                        causation, metadata, recorded_at, error, attempts] :
+                 db->query<std::int64_t, std::string, std::int64_t, std::string, std::string, int,
+                           std::string, std::string, std::string, std::string, std::int64_t,
+                           std::string, std::int64_t>(k_load_dead_letters, name)) {
+                dead_letter d;
+                d.event.position = static_cast<log_position>(position);
+                d.event.stream = std::move(stream);
+                d.event.version = static_cast<stream_version>(version);
+                d.event.event_id = std::move(event_id);
+                d.event.type = std::move(type);
+                d.event.schema_version = schema;
+                d.event.payload = std::move(payload);
+                d.event.correlation_id = std::move(correlation);
+                d.event.causation_id = std::move(causation);
+                d.event.metadata = std::move(metadata);
+                d.event.recorded_at = timestamp(std::chrono::microseconds(recorded_at));
+                d.error = std::move(error);
+                d.attempts = static_cast<std::size_t>(attempts);
+                out.push_back(std::move(d));
+            }
+            return out;
+        }
+
+        // Handles a dead letter again and forgets it, in one transaction; when the handler
+        // throws, only the try is noted (attempts, error) and the exception goes on.
+        void retry_dead_letter(const recorded_event& e) {
+            std::lock_guard lock(mutex);
+            const bool own = !in_batch; // a stopped projection: a transaction of its own
+            if (!own && batch_lost)
+                throw store_error("weft::es: " + db->path() + ": the batch of projection " + name +
+                                  " was rolled back by SQLite");
+            if (own)
+                db->exec("BEGIN IMMEDIATE");
+            try {
+                db->exec("SAVEPOINT weft_event");
+                try {
+                    handle(*db, e);
+                    db->exec("RELEASE weft_event");
+                } catch (const std::exception& x) {
+                    forget_try(e, x.what());
+                    throw;
+                } catch (...) {
+                    forget_try(e, "unknown exception");
+                    throw;
+                }
+                db->exec(k_forget_dead_letter, name, to_sql(e.position));
+                if (own)
+                    db->exec("COMMIT");
+            } catch (...) {
+                if (own)
+                    rollback_quietly(*db);
                 throw;
             }
         }
@@ -585,6 +702,23 @@ private:
         std::unique_ptr<sql_connection> db;
         bool in_batch = false;   // between begin_batch and commit/rollback_batch
         bool batch_lost = false; // SQLite rolled the batch back: it must not commit
+
+    private:
+        bool has_dead_letter_table() { return db->query_value<int>(k_has_dead_letter_table) == 1; }
+
+        // A retried dead letter's handler threw: undo what it did and count the try; then
+        // commit that (own transaction), so the stored dead letter keeps its attempts.
+        void forget_try(const recorded_event& e, const std::string& error) {
+            if (!db->in_transaction()) {
+                batch_lost = in_batch; // SQLite rolled it all back (full disk, I/O error)
+                return;
+            }
+            db->exec("ROLLBACK TO weft_event");
+            db->exec("RELEASE weft_event");
+            db->exec(k_retried_dead_letter, name, to_sql(e.position), error);
+            if (!in_batch)
+                db->exec("COMMIT");
+        }
     };
 
     // A reader connection on loan; goes back to the pool when the lease ends.

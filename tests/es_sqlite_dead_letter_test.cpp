@@ -1,0 +1,313 @@
+// weft::es::sqlite_read_model keeps a projection's dead letters in its file, committed with the
+// checkpoint: a parked event is still a dead letter after a restart (also after kill -9), a
+// rebuild clears the stored ones before it meets their events again, and a retry that succeeds
+// forgets one in the transaction of its effects while one that fails again stays.
+#include "catch_compat.hpp"
+#include "es_sqlite_test_support.hpp"
+
+#include <weft/es/memory_store.hpp>
+#include <weft/es/projection.hpp>
+#include <weft/es/sqlite_read_model.hpp>
+#include <weft/es/sqlite_store.hpp>
+#include <weft/scheduler.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+using namespace std::chrono_literals;
+using weft::es::event_data;
+using weft::es::expected_version;
+using weft::es::log_position;
+using weft::es::memory_store;
+using weft::es::projection_options;
+using weft::es::projection_runner;
+using weft::es::recorded_event;
+using weft::es::sql_connection;
+using weft::es::sqlite_read_model;
+using weft_test::temp_db_file;
+
+namespace {
+
+// account -> (cents, events)
+using balances = std::map<std::string, std::pair<std::int64_t, std::int64_t>>;
+
+// 20 deposits, one per append, over 4 accounts; position n deposits n cents.
+template <class Store>
+void fill_20(Store& store) {
+    for (int n = 1; n <= 20; ++n) {
+        event_data e;
+        e.type = "deposited";
+        e.payload = std::to_string(n);
+        REQUIRE(store.append("account-" + std::to_string(n % 4), expected_version::any(), {e}));
+    }
+}
+
+// The balances after every event up to 20 but those in `missing`.
+balances expected(std::vector<log_position> missing = {}) {
+    balances out;
+    for (log_position n = 1; n <= 20; ++n) {
+        if (std::find(missing.begin(), missing.end(), n) != missing.end())
+            continue;
+        auto& [cents, events] = out["account-" + std::to_string(n % 4)];
+        cents += static_cast<std::int64_t>(n);
+        ++events;
+    }
+    return out;
+}
+
+balances read_balances(const sqlite_read_model& model) {
+    return model.read([](sql_connection& db) {
+        balances out;
+        for (auto& [account, cents, events] : db.query<std::string, std::int64_t, std::int64_t>(
+                 "SELECT account, cents, events FROM balances"))
+            out[account] = {cents, events};
+        return out;
+    });
+}
+
+// A read model over `path` whose handler throws on the event at `poison` while `broken`.
+// Not idempotent: an event applied twice shows in `events`.
+struct model_with_poison {
+    sqlite_read_model model;
+    weft::es::projection_target target;
+
+    model_with_poison(const std::string& path, log_position poison,
+                      std::shared_ptr<std::atomic<bool>> broken)
+        : model(path) {
+        model.write([](sql_connection& db) {
+            db.exec("CREATE TABLE IF NOT EXISTS balances(account TEXT PRIMARY KEY, "
+                    "cents INTEGER NOT NULL, events INTEGER NOT NULL)");
+        });
+        target = model.target(
+            "balances",
+            [poison, broken](sql_connection& db, const recorded_event& e) {
+                db.exec("INSERT INTO balances(account, cents, events) VALUES (?1, ?2, 1) "
+                        "ON CONFLICT(account) DO UPDATE SET cents = cents + excluded.cents, "
+                        "events = events + 1",
+                        e.stream, std::stoll(e.payload));
+                // acquire: pairs with the test thread's release store that fixes the cause.
+                if (e.position == poison && broken->load(std::memory_order_acquire))
+                    throw std::runtime_error("poison at " + std::to_string(e.position));
+            },
+            [](sql_connection& db) { db.exec("DELETE FROM balances"); });
+    }
+};
+
+projection_options no_retries() {
+    projection_options o;
+    o.batch = 4; // the checkpoint passes the parked event in a later batch
+    o.max_attempts = 1;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("sqlite_read_model: a parked event is still a dead letter after a restart, and a "
+          "retry that succeeds removes it for good") {
+    temp_db_file file;
+    memory_store store;
+    fill_20(store);
+    auto broken = std::make_shared<std::atomic<bool>>(true);
+    weft::scheduler sched(2);
+    {
+        model_with_poison m(file.path, 5, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        REQUIRE(runner.dead_letters("balances").size() == 1);
+        CHECK(m.model.checkpoint("balances") == 20);
+    }
+    {
+        // Restart: the event at 5 is behind the checkpoint, so only the stored dead letter
+        // remembers it.
+        model_with_poison m(file.path, 5, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        const auto dead = runner.dead_letters("balances");
+        REQUIRE(dead.size() == 1);
+        CHECK(dead[0].event.position == 5);
+        CHECK(dead[0].event.stream == "account-1");
+        CHECK(dead[0].event.payload == "5");
+        CHECK(dead[0].event.event_id == store.read_all(5, 1).at(0).event_id);
+        CHECK(dead[0].event.recorded_at == store.read_all(5, 1).at(0).recorded_at);
+        CHECK(dead[0].error == "poison at 5");
+        CHECK(dead[0].attempts == 1);
+        CHECK(runner.status("balances").dead_letters == 1);
+        CHECK(read_balances(m.model) == expected({5}));
+
+        broken->store(false, std::memory_order_release); // the cause is fixed
+        CHECK(runner.retry_dead_letters("balances") == 1);
+        CHECK(runner.dead_letters("balances").empty());
+        CHECK(read_balances(m.model) == expected());
+    }
+    {
+        // Restart again: the retried event is neither a dead letter nor applied twice.
+        model_with_poison m(file.path, 5, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        CHECK(runner.dead_letters("balances").empty());
+        CHECK(read_balances(m.model) == expected());
+    }
+}
+
+TEST_CASE("sqlite_read_model: a retried dead letter that fails again stays stored with its "
+          "tries counted") {
+    temp_db_file file;
+    memory_store store;
+    fill_20(store);
+    auto broken = std::make_shared<std::atomic<bool>>(true);
+    weft::scheduler sched(2);
+    {
+        model_with_poison m(file.path, 7, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        CHECK(runner.retry_dead_letters("balances") == 0); // still broken
+        REQUIRE(runner.dead_letters("balances").size() == 1);
+        CHECK(runner.dead_letters("balances")[0].attempts == 2);
+    }
+    model_with_poison m(file.path, 7, broken);
+    projection_runner<memory_store> runner(sched, store);
+    runner.add("balances", m.target, no_retries());
+    REQUIRE(runner.wait_for("balances", 20, 60s));
+    const auto dead = runner.dead_letters("balances");
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].event.position == 7);
+    CHECK(dead[0].attempts == 2);
+    CHECK(read_balances(m.model) == expected({7})); // the failed retry left no trace
+}
+
+TEST_CASE("sqlite_read_model: a rebuild clears the stored dead letters and meets their events "
+          "again") {
+    temp_db_file file;
+    memory_store store;
+    fill_20(store);
+    auto broken = std::make_shared<std::atomic<bool>>(true);
+    weft::scheduler sched(2);
+    {
+        model_with_poison m(file.path, 9, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        runner.rebuild("balances"); // still broken: parked again, once
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        CHECK(runner.dead_letters("balances").size() == 1);
+    }
+    {
+        model_with_poison m(file.path, 9, broken);
+        projection_runner<memory_store> runner(sched, store);
+        runner.add("balances", m.target, no_retries());
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        REQUIRE(runner.dead_letters("balances").size() == 1); // not one per rebuild
+        broken->store(false, std::memory_order_release);
+        runner.rebuild("balances"); // fixed: the event is handled this time
+        REQUIRE(runner.wait_for("balances", 20, 60s));
+        CHECK(runner.dead_letters("balances").empty());
+        CHECK(read_balances(m.model) == expected());
+    }
+    model_with_poison m(file.path, 9, broken);
+    projection_runner<memory_store> runner(sched, store);
+    runner.add("balances", m.target, no_retries());
+    REQUIRE(runner.wait_for("balances", 20, 60s));
+    CHECK(runner.dead_letters("balances").empty());
+    CHECK(read_balances(m.model) == expected());
+}
+
+// ---- kill -9 -------------------------------------------------------------------------------
+
+namespace {
+
+// Reads `fd` into `text` until it holds `line` (true), or ends or `timeout` passes (false).
+bool read_until(int fd, std::string& text, const std::string& line,
+                std::chrono::milliseconds timeout) {
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (text.find(line) == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            give_up - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            continue;
+        char buffer[256];
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n <= 0)
+            return false;
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("sqlite_read_model: a dead letter parked before kill -9 is there after it") {
+    temp_db_file store_file;
+    temp_db_file model_file;
+    {
+        weft::es::sqlite_store store(store_file.path);
+        fill_20(store);
+    }
+    int out[2];
+    int in[2];
+    REQUIRE(::pipe(out) == 0);
+    REQUIRE(::pipe(in) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+    for (int fd : {out[0], out[1], in[0], in[1]})
+        posix_spawn_file_actions_addclose(&actions, fd);
+    std::string child = WEFT_DEAD_LETTER_CHILD;
+    std::string store_arg = store_file.path;
+    std::string model_arg = model_file.path;
+    std::string poison_arg = "6";
+    char* argv[] = {child.data(), store_arg.data(), model_arg.data(), poison_arg.data(), nullptr};
+    pid_t pid = 0;
+    // posix_spawn, not fork alone: this process has threads, the child must exec at once.
+    const int spawned = posix_spawn(&pid, child.c_str(), &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    ::close(in[0]);
+    REQUIRE(spawned == 0);
+    std::string text;
+    const bool parked = read_until(out[0], text, "parked\n", 60s);
+    // The child now waits for stdin to end, with the runner and the model open: kill it there.
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ::close(out[0]);
+    ::close(in[1]);
+    INFO("child output: " << text);
+    REQUIRE(parked);
+    REQUIRE(WIFSIGNALED(status));
+
+    auto broken = std::make_shared<std::atomic<bool>>(true);
+    weft::es::sqlite_store store(store_file.path);
+    weft::scheduler sched(2);
+    model_with_poison m(model_file.path, 6, broken);
+    projection_runner<weft::es::sqlite_store> runner(sched, store);
+    runner.add("balances", m.target, no_retries());
+    REQUIRE(runner.wait_for("balances", 20, 60s));
+    const auto dead = runner.dead_letters("balances");
+    REQUIRE(dead.size() == 1);
+    CHECK(dead[0].event.position == 6);
+    CHECK(read_balances(m.model) == expected({6}));
+}
