@@ -311,3 +311,32 @@ TEST_CASE("sqlite_read_model: a dead letter parked before kill -9 is there after
     CHECK(dead[0].event.position == 6);
     CHECK(read_balances(m.model) == expected({6}));
 }
+
+TEST_CASE("sqlite_read_model: a file holding only its checkpoints and dead letters can still "
+          "become a sqlite_store") {
+    temp_db_file file;
+    memory_store source;
+    fill_20(source);
+    weft::scheduler sched(2);
+    {
+        sqlite_read_model model(file.path);
+        projection_runner<memory_store> runner(sched, source);
+        runner.add("parker",
+                   model.target("parker",
+                                [](sql_connection&, const recorded_event& e) {
+                                    if (e.position == 3)
+                                        throw std::runtime_error("poison at 3");
+                                }),
+                   no_retries());
+        REQUIRE(runner.wait_for("parker", 20, 60s));
+        REQUIRE(runner.dead_letters("parker").size() == 1);
+    }
+    // Before: "is not a weft event store (no weft_meta table)", the dead-letter table counted
+    // as someone else's schema.
+    weft::es::sqlite_store store(file.path);
+    event_data e;
+    e.type = "deposited";
+    e.payload = "1";
+    CHECK(store.append("account-x", expected_version::no_stream(), {e}));
+    CHECK(store.head_position() == 1);
+}

@@ -798,9 +798,10 @@ CREATE TABLE snapshots(
     // (no schema objects: a new file). Only reads.
     static bool check_store(detail::sqlite_connection& db, bool full_check) {
         const std::string& path = db.path();
-        // Nothing there yet but (possibly) a sqlite_read_model's checkpoints: a new store.
-        if (read_int(db, "SELECT count(*) FROM sqlite_master "
-                         "WHERE tbl_name <> 'weft_checkpoints'") == 0)
+        // Nothing there yet but (possibly) a sqlite_read_model's checkpoints and dead letters:
+        // a new store.
+        if (read_int(db, "SELECT count(*) FROM sqlite_master WHERE tbl_name NOT IN "
+                         "('weft_checkpoints', 'weft_dead_letters')") == 0)
             return false;
         if (read_int(db, "SELECT count(*) FROM sqlite_master "
                          "WHERE type = 'table' AND name = 'weft_meta'") == 0)
