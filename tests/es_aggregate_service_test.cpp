@@ -5,6 +5,7 @@
 // a second service on the same store, passivation, and errors that fail one command only.
 #include "bank_domain.hpp"
 #include "catch_compat.hpp"
+#include "test_support.hpp"
 
 #include <weft/es/aggregate_service.hpp>
 #include <weft/es/memory_store.hpp>
@@ -187,7 +188,7 @@ TEST_CASE("a retried command id returns the first result and stores nothing twic
     CHECK(svc.handle("acc-1", bank::withdraw{60'00}, twice).get().duplicate);
 
     // After the aggregate is dropped from memory, the replay remembers the accepted command.
-    CHECK(svc.passivate_idle(std::chrono::seconds(0)) == 1);
+    CHECK(weft_test::passivate_until(svc, 1) == 1);
     CHECK(svc.loaded() == 0);
     command_result after_reload = svc.handle("acc-1", bank::withdraw{60'00}, once).get();
     CHECK(after_reload.duplicate);
@@ -297,7 +298,7 @@ TEST_CASE("passivated aggregates are reloaded transparently") {
     for (int i = 0; i < 50; ++i)
         open_with(svc, "acc-" + std::to_string(i), 10'00 + i);
     CHECK(svc.loaded() == 50);
-    CHECK(svc.passivate_idle(std::chrono::seconds(0)) == 50);
+    CHECK(weft_test::passivate_until(svc, 50) == 50);
     CHECK(svc.loaded() == 0);
     int right = 0;
     for (int i = 0; i < 50; ++i) {

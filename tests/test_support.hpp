@@ -1,7 +1,10 @@
 // Helpers shared by weft's tests (not part of the library).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 namespace weft_test {
@@ -28,6 +31,20 @@ inline std::vector<int> first_primes(std::size_t n) {
             primes.push_back(i);
     }
     return primes;
+}
+
+// Passivates idle actors of `r` (a registry or an aggregate_service) until `want` have been, or
+// 10 s pass; returns how many were. A reply is sent before its actor's drain job ends its
+// turn, so right after `ask(...).get()` the actor may still count as busy for a moment.
+template <class R>
+std::size_t passivate_until(R& r, std::size_t want) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::size_t done = r.passivate_idle(std::chrono::seconds(0));
+    while (done < want && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::yield();
+        done += r.passivate_idle(std::chrono::seconds(0));
+    }
+    return done;
 }
 
 } // namespace weft_test
