@@ -3,6 +3,7 @@
 // rebuild clears the stored ones before it meets their events again, and a retry that succeeds
 // forgets one in the transaction of its effects while one that fails again stays.
 #include "catch_compat.hpp"
+#include "es_sqlite_balances.hpp"
 #include "es_sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
@@ -40,12 +41,14 @@ using weft::es::projection_runner;
 using weft::es::recorded_event;
 using weft::es::sql_connection;
 using weft::es::sqlite_read_model;
+using weft_test::apply_deposit;
+using weft_test::balances;
+using weft_test::create_balances;
+using weft_test::read_balances;
+using weft_test::read_until;
 using weft_test::temp_db_file;
 
 namespace {
-
-// account -> (cents, events)
-using balances = std::map<std::string, std::pair<std::int64_t, std::int64_t>>;
 
 // 20 deposits, one per append, over 4 accounts; position n deposits n cents.
 template <class Store>
@@ -71,16 +74,6 @@ balances expected(std::vector<log_position> missing = {}) {
     return out;
 }
 
-balances read_balances(const sqlite_read_model& model) {
-    return model.read([](sql_connection& db) {
-        balances out;
-        for (auto& [account, cents, events] : db.query<std::string, std::int64_t, std::int64_t>(
-                 "SELECT account, cents, events FROM balances"))
-            out[account] = {cents, events};
-        return out;
-    });
-}
-
 // A read model over `path` whose handler throws on the event at `poison` while `broken`.
 // Not idempotent: an event applied twice shows in `events`.
 struct model_with_poison {
@@ -90,17 +83,11 @@ struct model_with_poison {
     model_with_poison(const std::string& path, log_position poison,
                       std::shared_ptr<std::atomic<bool>> broken)
         : model(path) {
-        model.write([](sql_connection& db) {
-            db.exec("CREATE TABLE IF NOT EXISTS balances(account TEXT PRIMARY KEY, "
-                    "cents INTEGER NOT NULL, events INTEGER NOT NULL)");
-        });
+        create_balances(model);
         target = model.target(
             "balances",
             [poison, broken](sql_connection& db, const recorded_event& e) {
-                db.exec("INSERT INTO balances(account, cents, events) VALUES (?1, ?2, 1) "
-                        "ON CONFLICT(account) DO UPDATE SET cents = cents + excluded.cents, "
-                        "events = events + 1",
-                        e.stream, std::stoll(e.payload));
+                apply_deposit(db, e);
                 // acquire: pairs with the test thread's release store that fixes the cause.
                 if (e.position == poison && broken->load(std::memory_order_acquire))
                     throw std::runtime_error("poison at " + std::to_string(e.position));
@@ -232,31 +219,6 @@ TEST_CASE("sqlite_read_model: a rebuild clears the stored dead letters and meets
 }
 
 // ---- kill -9 -------------------------------------------------------------------------------
-
-namespace {
-
-// Reads `fd` into `text` until it holds `line` (true), or ends or `timeout` passes (false).
-bool read_until(int fd, std::string& text, const std::string& line,
-                std::chrono::milliseconds timeout) {
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (text.find(line) == std::string::npos) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            give_up - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-            continue;
-        char buffer[256];
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n <= 0)
-            return false;
-        text.append(buffer, static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
-} // namespace
 
 TEST_CASE("sqlite_read_model: a dead letter parked before kill -9 is there after it") {
     temp_db_file store_file;

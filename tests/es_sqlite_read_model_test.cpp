@@ -4,6 +4,7 @@
 // reads its types and reports errors with the file; the file may be a sqlite_store's; and after
 // kill -9 at random moments every event has taken effect exactly once.
 #include "catch_compat.hpp"
+#include "es_sqlite_balances.hpp"
 #include "es_sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
@@ -52,6 +53,12 @@ using weft::es::store_error;
 
 namespace {
 
+using weft_test::apply_deposit;
+using weft_test::balances;
+using weft_test::create_balances;
+using weft_test::expected_balances;
+using weft_test::read_balances;
+using weft_test::read_until;
 using weft_test::remove_db_files;
 using weft_test::temp_db_file;
 
@@ -67,24 +74,6 @@ event_data deposit(std::int64_t cents, std::string type = "deposited") {
     return e;
 }
 
-// account -> (cents, events)
-using balances = std::map<std::string, std::pair<std::int64_t, std::int64_t>>;
-
-void create_balances(sqlite_read_model& model) {
-    model.write([](sql_connection& db) {
-        db.exec("CREATE TABLE IF NOT EXISTS balances(account TEXT PRIMARY KEY, "
-                "cents INTEGER NOT NULL, events INTEGER NOT NULL)");
-    });
-}
-
-// Not idempotent on purpose: an event applied twice shows in `events` and `cents`.
-void apply_deposit(sql_connection& db, const recorded_event& e) {
-    db.exec("INSERT INTO balances(account, cents, events) VALUES (?1, ?2, 1) "
-            "ON CONFLICT(account) DO UPDATE SET cents = cents + excluded.cents, "
-            "events = events + 1",
-            e.stream, std::stoll(e.payload));
-}
-
 void clear_balances(sql_connection& db) {
     db.exec("DELETE FROM balances");
 }
@@ -92,28 +81,6 @@ void clear_balances(sql_connection& db) {
 weft::es::projection_target balances_target(sqlite_read_model& model,
                                             const std::string& name = "balances") {
     return model.target(name, apply_deposit, clear_balances);
-}
-
-balances read_balances(const sqlite_read_model& model) {
-    return model.read([](sql_connection& db) {
-        balances out;
-        for (auto& [account, cents, events] : db.query<std::string, std::int64_t, std::int64_t>(
-                 "SELECT account, cents, events FROM balances"))
-            out[account] = {cents, events};
-        return out;
-    });
-}
-
-// What the balances table must hold after the events up to `up_to`, computed from the log.
-template <class Store>
-balances expected_balances(const Store& store, log_position up_to) {
-    balances out;
-    for (const recorded_event& e : store.read_all(1, up_to)) {
-        auto& [cents, events] = out[e.stream];
-        cents += std::stoll(e.payload);
-        ++events;
-    }
-    return out;
 }
 
 // `count` deposits over `accounts` accounts, in batches of up to 3; returns the head.
@@ -585,28 +552,6 @@ child_process spawn_crash_child(const std::string& store_path, const std::string
     REQUIRE(spawned == 0);
     c.out = fds[0];
     return c;
-}
-
-// Reads the child's stdout into `text` until it holds `line` (true) or ends or `timeout`
-// passes (false).
-bool read_until(int fd, std::string& text, const std::string& line,
-                std::chrono::milliseconds timeout) {
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (text.find(line) == std::string::npos) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            give_up - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-            continue;
-        char buffer[256];
-        const ssize_t n = ::read(fd, buffer, sizeof buffer);
-        if (n <= 0)
-            return false; // EOF: the child is gone
-        text.append(buffer, static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 // stream -> (events, total), and the checkpoint, as the crash child's read model holds them.

@@ -3,9 +3,12 @@
 
 #include <weft/es/event.hpp>
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -42,5 +45,27 @@ struct temp_db_file {
     ~temp_db_file() { remove_all(); }
     void remove_all() const { remove_db_files(path); }
 };
+
+// Reads `fd` (a child's stdout) into `text` until it holds `line` (true), or ends or
+// `timeout` passes (false).
+inline bool read_until(int fd, std::string& text, const std::string& line,
+                       std::chrono::milliseconds timeout) {
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (text.find(line) == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            give_up - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            continue;
+        char buffer[256];
+        const ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n <= 0)
+            return false; // EOF: the child is gone
+        text.append(buffer, static_cast<std::size_t>(n));
+    }
+    return true;
+}
 
 } // namespace weft_test

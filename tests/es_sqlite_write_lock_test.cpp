@@ -4,6 +4,7 @@
 // back-off), nor through a batch of slow handlers (it commits by time as well as by count).
 // Each case counts that every event took effect exactly once.
 #include "catch_compat.hpp"
+#include "es_sqlite_balances.hpp"
 #include "es_sqlite_test_support.hpp"
 #include "test_support.hpp"
 
@@ -33,12 +34,14 @@ using weft::es::recorded_event;
 using weft::es::sql_connection;
 using weft::es::sqlite_read_model;
 using weft::es::sqlite_store;
+using weft_test::apply_deposit;
+using weft_test::balances;
+using weft_test::create_balances;
+using weft_test::expected_balances;
+using weft_test::read_balances;
 using weft_test::temp_db_file;
 
 namespace {
-
-// account -> (cents, events)
-using balances = std::map<std::string, std::pair<std::int64_t, std::int64_t>>;
 
 event_data deposit(std::int64_t cents) {
     event_data e;
@@ -57,41 +60,6 @@ log_position fill(sqlite_store& store, int from, int count) {
         head = r.last_position;
     }
     return head;
-}
-
-balances expected_balances(const sqlite_store& store, log_position up_to) {
-    balances out;
-    for (const recorded_event& e : store.read_all(1, up_to)) {
-        auto& [cents, events] = out[e.stream];
-        cents += std::stoll(e.payload);
-        ++events;
-    }
-    return out;
-}
-
-balances read_balances(const sqlite_read_model& model) {
-    return model.read([](sql_connection& db) {
-        balances out;
-        for (auto& [account, cents, events] : db.query<std::string, std::int64_t, std::int64_t>(
-                 "SELECT account, cents, events FROM balances"))
-            out[account] = {cents, events};
-        return out;
-    });
-}
-
-void create_balances(sqlite_read_model& model) {
-    model.write([](sql_connection& db) {
-        db.exec("CREATE TABLE IF NOT EXISTS balances(account TEXT PRIMARY KEY, "
-                "cents INTEGER NOT NULL, events INTEGER NOT NULL)");
-    });
-}
-
-// Not idempotent on purpose: an event applied twice shows in `events` and `cents`.
-void apply_deposit(sql_connection& db, const recorded_event& e) {
-    db.exec("INSERT INTO balances(account, cents, events) VALUES (?1, ?2, 1) "
-            "ON CONFLICT(account) DO UPDATE SET cents = cents + excluded.cents, "
-            "events = events + 1",
-            e.stream, std::stoll(e.payload));
 }
 
 // `count` appends from this thread, each while the projection is busy; how many succeeded
