@@ -19,8 +19,9 @@
 //   replay/read_all/<store>/events:100000
 //       reads that store's whole global log (in pages of k_page)
 //   aggregate/<store>/accounts:A/commands:N
-//       the bank account decider (examples/bank_domain.hpp) behind weft::es::aggregate_service:
-//       A accounts are opened and given 10.00 each first (not timed), then N commands
+//       the bank account decider (examples/domain/bank_domain.hpp) behind
+//       weft::es::aggregate_service: A accounts are opened and given 10.00 each first (not timed),
+//       then N commands
 //       (--commands=N, default 20000) from k_producers threads, each keeping k_window commands
 //       in flight (it waits for the oldest reply only when k_window are outstanding), so the
 //       store sees many appends at once (events_per_commit: accepted commands per commit). Half

@@ -174,12 +174,11 @@ struct ask_envelope final : envelope<A> {
     static constexpr bool k_async = task_value<result>::is_task;
     using reply_type = typename task_value<result>::type;
 
-    ask_envelope(M m, std::shared_ptr<future_state<reply_type>> r)
-        : message(std::move(m)), reply(std::move(r)) {}
+    ask_envelope(M m, promise<reply_type> r) : message(std::move(m)), reply(std::move(r)) {}
     // Dropped unhandled (stop, or the scheduler went away mid-handler): the asker hears so.
     ~ask_envelope() override {
         if (!answered)
-            reply->set_exception(stopped_before_handled());
+            reply.set_exception(stopped_before_handled());
     }
 
     bool is_async() const noexcept override { return k_async; }
@@ -189,15 +188,15 @@ struct ask_envelope final : envelope<A> {
             try {
                 if constexpr (std::is_void_v<reply_type>) {
                     actor.handle(std::move(message));
-                    reply->set_value();
+                    reply.set_value();
                 } else {
-                    reply->set_value(actor.handle(std::move(message)));
+                    reply.set_value(actor.handle(std::move(message)));
                 }
             } catch (...) {
                 error = std::current_exception();
             }
             if (error) // after the catch block (see future_state::take)
-                reply->set_exception(std::move(error));
+                reply.set_exception(std::move(error));
             answered = true;
         }
     }
@@ -209,7 +208,7 @@ struct ask_envelope final : envelope<A> {
     }
 
     M message;
-    std::shared_ptr<future_state<reply_type>> reply;
+    promise<reply_type> reply;
     bool answered = false;
 
 private:
@@ -218,15 +217,15 @@ private:
         try {
             if constexpr (std::is_void_v<reply_type>) {
                 co_await actor.handle(std::move(message));
-                reply->set_value();
+                reply.set_value();
             } else {
-                reply->set_value(co_await actor.handle(std::move(message)));
+                reply.set_value(co_await actor.handle(std::move(message)));
             }
         } catch (...) {
             error = std::current_exception();
         }
         if (error) // after the catch block (see future_state::take)
-            reply->set_exception(std::move(error));
+            reply.set_exception(std::move(error));
         answered = true;
     }
 };
@@ -608,10 +607,10 @@ private:
     static auto make_ask(M&& message) {
         using envelope_type = detail::ask_envelope<A, std::decay_t<M>>;
         using reply_type = typename envelope_type::reply_type;
-        auto state = std::make_shared<detail::future_state<reply_type>>();
-        future<reply_type> reply(state);
+        promise<reply_type> answer;
+        future<reply_type> reply = answer.get_future();
         std::unique_ptr<detail::envelope<A>> e =
-            std::make_unique<envelope_type>(std::forward<M>(message), std::move(state));
+            std::make_unique<envelope_type>(std::forward<M>(message), std::move(answer));
         return std::pair{std::move(e), std::move(reply)};
     }
 

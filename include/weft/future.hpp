@@ -1,11 +1,17 @@
-// weft::future<R> — the result of work that runs elsewhere (spawn_blocking's call, an actor's
-// reply to ask): `co_await` it in a task, which is suspended meanwhile so its worker runs other
-// tasks, or get() it on a plain thread. An exception set by the producer is rethrown to the
-// consumer. Move-only, and read once.
+// weft::future<R> and weft::promise<R> — the result of work that runs elsewhere, and the
+// producer's end of it. A future is `co_await`ed in a task, which is suspended meanwhile so its
+// worker runs other tasks, or get() on a plain thread; the promise sets its value or exception
+// once, from any thread. An exception set by the producer is rethrown to the consumer. Both are
+// move-only, and a future is read once.
 //
-//   weft::future<int> f = weft::spawn_blocking([] { return 42; });
-//   int v = co_await std::move(f);   // in a task
-//   int w = other.get();             // on a thread
+//   weft::promise<int> p;
+//   weft::future<int> f = p.get_future();
+//   std::thread([p = std::move(p)]() mutable { p.set_value(42); }).detach();
+//   int v = co_await std::move(f);   // in a task (or f.get() on a thread)
+//
+// spawn_blocking and actor_ref::ask return futures; make_ready_future wraps a value already
+// known. A promise destroyed before it set anything sets broken_promise, so no consumer waits
+// for ever.
 #pragma once
 
 #include "blocking_report.hpp"
@@ -16,11 +22,180 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
 namespace weft {
+
+// Misuse of a promise or future that is a bug in the caller: a second get_future(), a value set
+// twice, a future read twice.
+class future_error : public std::logic_error {
+public:
+    using std::logic_error::logic_error;
+};
+
+// What a future rethrows when its promise was destroyed without setting anything.
+class broken_promise : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+template <class R>
+class future;
+template <class R>
+class promise;
+
+namespace detail {
+
+template <class R>
+class future_state;
+
+// Lets spawn_blocking hand over a state it made itself (one allocation for the call and its
+// result) without making the constructor public.
+struct future_access {
+    template <class R>
+    static future<R> adopt(std::shared_ptr<future_state<R>> state) noexcept {
+        return future<R>(std::move(state));
+    }
+};
+
+} // namespace detail
+
+template <class R>
+class [[nodiscard]] future {
+public:
+    future(future&&) noexcept = default;
+    future& operator=(future&&) = delete;
+    ~future() {
+        // A task destroyed while suspended here (its scheduler shut down) must not be resumed
+        // when the result arrives; after a normal read this changes nothing.
+        if (state_)
+            state_->abandon();
+    }
+
+    // True once the result is set (get() and co_await will not wait). Throws future_error
+    // once the future has been read.
+    bool ready() const { return live().ready(); }
+
+    bool await_ready() const { return live().ready(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept { return state_->suspend(h); }
+    R await_resume() { return take(); }
+
+    // Blocks the calling thread until the result is set; returns it or rethrows.
+    // (On a worker thread that would wait, this is reported: see blocking_report.hpp.)
+    R get(weft::source_location loc = weft::source_location::current()) {
+        if (!live().ready())
+            detail::note_blocking({"weft::future::get", "co_await the future", loc});
+        state_->wait();
+        return take();
+    }
+
+private:
+    friend class promise<R>;
+    friend struct detail::future_access;
+    explicit future(std::shared_ptr<detail::future_state<R>> state) noexcept
+        : state_(std::move(state)) {}
+
+    static constexpr const char* k_gone = "weft: a future read twice (or moved from)";
+
+    const detail::future_state<R>& live() const {
+        if (!state_)
+            throw future_error(k_gone);
+        return *state_;
+    }
+    // Reads the result once: the future lets go of its state, so a second read throws.
+    R take() {
+        if (!state_)
+            throw future_error(k_gone);
+        const std::shared_ptr<detail::future_state<R>> state = std::move(state_);
+        return state->take();
+    }
+
+    std::shared_ptr<detail::future_state<R>> state_;
+};
+
+// The producer's end of a future: sets its value or exception once, from any thread.
+template <class R>
+class promise {
+public:
+    promise() : state_(std::make_shared<detail::future_state<R>>()) {}
+    promise(promise&&) noexcept = default;
+    promise& operator=(promise&& other) noexcept {
+        if (this != &other) {
+            break_if_unset();
+            state_ = std::move(other.state_);
+            satisfied_ = other.satisfied_;
+            retrieved_ = other.retrieved_;
+        }
+        return *this;
+    }
+    // Unset: the future rethrows broken_promise.
+    ~promise() { break_if_unset(); }
+
+    // The future this promise completes. Once; a second call throws future_error.
+    future<R> get_future() {
+        if (!state_ || retrieved_)
+            throw future_error("weft: get_future() called twice (or on a moved-from promise)");
+        retrieved_ = true;
+        return future<R>(state_);
+    }
+
+    // Sets the value (nothing for R = void) and resumes or wakes the consumer. Once: a second
+    // set_value or set_exception throws future_error.
+    template <class... Args>
+    void set_value(Args&&... args) {
+        claim();
+        state_->set_value(std::forward<Args>(args)...);
+    }
+    // Sets an exception for the consumer to rethrow. Once, as set_value.
+    void set_exception(std::exception_ptr error) {
+        claim();
+        state_->set_exception(std::move(error));
+    }
+
+private:
+    void claim() {
+        if (!state_ || satisfied_)
+            throw future_error("weft: a promise set twice (or a moved-from one)");
+        satisfied_ = true;
+    }
+    void break_if_unset() noexcept {
+        if (state_ && !satisfied_) {
+            satisfied_ = true;
+            state_->set_exception(std::make_exception_ptr(
+                broken_promise("weft: promise destroyed before it set a value")));
+        }
+    }
+
+    std::shared_ptr<detail::future_state<R>> state_;
+    bool satisfied_ = false; // a value or exception was set
+    bool retrieved_ = false; // get_future() was called
+};
+
+// A future whose value is already set: co_await and get() return it at once.
+template <class R>
+future<std::decay_t<R>> make_ready_future(R&& value) {
+    promise<std::decay_t<R>> p;
+    future<std::decay_t<R>> f = p.get_future();
+    p.set_value(std::forward<R>(value));
+    return f;
+}
+inline future<void> make_ready_future() {
+    promise<void> p;
+    future<void> f = p.get_future();
+    p.set_value();
+    return f;
+}
+// A future that rethrows `error` when read.
+template <class R>
+future<R> make_exceptional_future(std::exception_ptr error) {
+    promise<R> p;
+    future<R> f = p.get_future();
+    p.set_exception(std::move(error));
+    return f;
+}
 
 namespace detail {
 
@@ -114,39 +289,5 @@ private:
 };
 
 } // namespace detail
-
-template <class R>
-class [[nodiscard]] future {
-public:
-    explicit future(std::shared_ptr<detail::future_state<R>> state) noexcept
-        : state_(std::move(state)) {}
-    future(future&&) noexcept = default;
-    future& operator=(future&&) = delete;
-    ~future() {
-        // A task destroyed while suspended here (its scheduler shut down) must not be resumed
-        // when the result arrives; after a normal read this changes nothing.
-        if (state_)
-            state_->abandon();
-    }
-
-    // True once the result is set (get() and co_await will not wait).
-    bool ready() const noexcept { return state_->ready(); }
-
-    bool await_ready() const noexcept { return state_->ready(); }
-    bool await_suspend(std::coroutine_handle<> h) noexcept { return state_->suspend(h); }
-    R await_resume() { return state_->take(); }
-
-    // Blocks the calling thread until the result is set; returns it or rethrows.
-    // (On a worker thread that would wait, this is reported: see blocking_report.hpp.)
-    R get(weft::source_location loc = weft::source_location::current()) {
-        if (!state_->ready())
-            detail::note_blocking({"weft::future::get", "co_await the future", loc});
-        state_->wait();
-        return state_->take();
-    }
-
-private:
-    std::shared_ptr<detail::future_state<R>> state_;
-};
 
 } // namespace weft

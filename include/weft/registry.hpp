@@ -22,8 +22,7 @@
 #pragma once
 
 #include "actor.hpp"
-#include "detail/deadline.hpp"
-#include "detail/timer_service.hpp"
+#include "time.hpp"
 
 #include <array>
 #include <chrono>
@@ -62,16 +61,16 @@ public:
     }
     registry(const registry&) = delete;
     registry& operator=(const registry&) = delete;
-    // Stops the sweeper. The actors live on while actor_refs to them exist.
+    // Stops the sweeper (waiting for a sweep in progress). The actors live on while
+    // actor_refs to them exist.
     ~registry() {
-        detail::timer_service::timer_id id = 0;
+        callback_timer sweep;
         {
             std::lock_guard lock(sweep_mutex_);
             sweep_closed_ = true;
-            id = sweep_timer_;
+            sweep = std::move(sweep_);
         }
-        if (id)
-            detail::timer_service::instance().cancel_and_wait(id);
+        // `sweep` is destroyed here, outside the lock a running sweep takes to re-arm.
     }
 
     // The actor for `key`, created with `factory()` or `factory(key)` if there is none (and
@@ -212,18 +211,20 @@ private:
         send(find_or_spawn(sh, key, factory_or_throw()));
     }
 
+    // A sweep every idle_timeout / 2 on the timer thread; each sweep arms the next.
     void schedule_sweep() {
-        std::lock_guard lock(sweep_mutex_);
-        if (sweep_closed_)
-            return;
         const auto period =
             std::max(options_.idle_timeout / 2,
                      std::chrono::steady_clock::duration(std::chrono::milliseconds(1)));
-        sweep_timer_ =
-            detail::timer_service::instance().schedule(detail::deadline_after(period), [this] {
-                passivate_idle(options_.idle_timeout);
-                schedule_sweep();
-            });
+        callback_timer next = after_func(period, [this] {
+            passivate_idle(options_.idle_timeout);
+            schedule_sweep();
+        });
+        callback_timer previous; // the sweep running now (if any): released after the lock
+        std::lock_guard lock(sweep_mutex_);
+        if (sweep_closed_)
+            return; // `next` stops as it goes
+        previous = std::exchange(sweep_, std::move(next));
     }
 
     scheduler& scheduler_;
@@ -232,8 +233,8 @@ private:
     std::array<shard, k_shards> shards_;
 
     std::mutex sweep_mutex_;
-    detail::timer_service::timer_id sweep_timer_ = 0; // guarded by sweep_mutex_
-    bool sweep_closed_ = false;                       // guarded by sweep_mutex_
+    callback_timer sweep_;      // the next sweep; guarded by sweep_mutex_
+    bool sweep_closed_ = false; // guarded by sweep_mutex_
 };
 
 } // namespace weft

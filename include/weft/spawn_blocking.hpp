@@ -60,7 +60,7 @@ future<std::invoke_result_t<std::decay_t<F>&>> spawn_blocking(F&& f) {
     using R = std::invoke_result_t<fn_type&>;
     auto call = std::make_shared<detail::blocking_call_of<R, fn_type>>(std::forward<F>(f));
     detail::blocking_pool::instance().submit(call);
-    return future<R>(std::move(call));
+    return detail::future_access::adopt<R>(std::move(call));
 }
 
 } // namespace weft

@@ -1,4 +1,10 @@
-// weft timers — Go's time.After, time.Timer and time.Ticker on channels.
+// weft timers — Go's time.After, time.Timer, time.Ticker and time.AfterFunc, and sleeps for tasks.
+//
+//   weft::select(weft::on_recv(results, use), weft::on_recv(weft::after(1s), give_up));
+//   weft::timer t(500ms);      t.channel().recv();      t.reset(1s);     t.stop();
+//   weft::ticker tick(100ms);  for (;;) { tick.channel().recv(); poll(); }
+//   weft::callback_timer c = weft::after_func(2s, [&] { done.try_send(true); });
+//   co_await weft::sleep_for(10ms);                       // in a task: the worker runs others
 //
 // Every timer runs on one shared timer thread (detail::timer_service), not a thread each. A
 // timer's channel has capacity 1 and the timer only ever try_sends on it, so a slow reader
@@ -12,20 +18,178 @@
 
 #include "channel.hpp"
 #include "detail/deadline.hpp"
+#include "detail/task_park.hpp"
 #include "detail/timer_service.hpp"
+#include "task.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace weft {
 
 using time_point = std::chrono::steady_clock::time_point;
 
+// The steady-clock time `d` from now, saturating as every weft deadline does: a duration too
+// large for the clock gives time_point::max() (never), zero or a negative one gives now.
+template <class Rep, class Period>
+time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::deadline_after(d);
+}
+
 namespace detail {
+struct timer_state;
+inline channel<time_point> after_channel(time_point when);
+} // namespace detail
+
+// A receiver that yields the current time once, `delay` from now (Go's time.After). The
+// channel is never closed. Dropping every copy of the receiver cancels the timer. For a timer
+// you can stop, use weft::timer.
+template <class Rep, class Period>
+receiver<time_point> after(std::chrono::duration<Rep, Period> delay) {
+    return detail::after_channel(detail::deadline_after(delay));
+}
+
+// A one-shot timer (Go's time.Timer): its channel yields the time once when it fires.
+// Stopped when destroyed. Methods of a moved-from timer throw std::logic_error.
+class timer {
+public:
+    template <class Rep, class Period>
+    explicit timer(std::chrono::duration<Rep, Period> delay);
+    timer(const timer&) = delete;
+    timer& operator=(const timer&) = delete;
+    timer(timer&&) noexcept = default;
+    // Stops the timer being overwritten, so it cannot keep firing unseen.
+    timer& operator=(timer&& other) noexcept;
+    ~timer();
+
+    receiver<time_point> channel() const;
+
+    // Stops the timer (Go 1.23's Stop). True if this call stopped it before its value was
+    // received: it was pending, or it had fired and the value, still in the channel, is taken
+    // back. False if the value had been received or the timer was already stopped. Afterwards
+    // the channel holds nothing, so `if (!t.stop()) t.channel().recv();` never waits for ever.
+    bool stop();
+
+    // Re-arms the timer to fire `delay` from now, taking back a value not yet received.
+    // Returns what stop() would have.
+    template <class Rep, class Period>
+    bool reset(std::chrono::duration<Rep, Period> delay);
+
+private:
+    void arm(std::chrono::steady_clock::duration delay); // with the state's mutex held
+    bool disarm();                                       // likewise
+    detail::timer_state& live(const char* what) const;
+
+    std::shared_ptr<detail::timer_state> state_;
+};
+
+// Delivers the time every `period` on its channel (Go's time.Ticker) until stopped or
+// destroyed. Ticks that the reader has not taken are dropped, never queued. Methods of a
+// moved-from ticker throw std::logic_error.
+class ticker {
+public:
+    // A non-positive period throws std::invalid_argument; a huge one never ticks.
+    template <class Rep, class Period>
+    explicit ticker(std::chrono::duration<Rep, Period> period);
+    ticker(const ticker&) = delete;
+    ticker& operator=(const ticker&) = delete;
+    ticker(ticker&&) noexcept = default;
+    // Stops the ticker being overwritten, so it cannot keep firing unseen.
+    ticker& operator=(ticker&& other) noexcept;
+    ~ticker();
+
+    receiver<time_point> channel() const;
+
+    // Stops the ticks. Once stop() returns no further tick is sent and none is left waiting.
+    void stop();
+
+    // Restarts the ticker with a new period, counted from now; a tick not yet received is
+    // taken back. A non-positive period throws std::invalid_argument and changes nothing.
+    template <class Rep, class Period>
+    void reset(std::chrono::duration<Rep, Period> period);
+
+private:
+    template <class Rep, class Period>
+    static std::chrono::steady_clock::duration checked(std::chrono::duration<Rep, Period> period);
+    detail::timer_state& live(const char* what) const;
+    void start(std::chrono::steady_clock::duration period); // with the state's mutex held
+
+    std::shared_ptr<detail::timer_state> state_;
+};
+
+// A call that after_func scheduled on the timer thread. Stopped when destroyed; move-only. A
+// default-constructed one holds no call.
+class callback_timer {
+public:
+    callback_timer() noexcept = default;
+    callback_timer(callback_timer&& other) noexcept : id_(std::exchange(other.id_, 0)) {}
+    callback_timer& operator=(callback_timer&& other) noexcept;
+    // Stops the call, and if it is running right now, waits until it has returned (unless this
+    // runs inside the call itself), so what the call refers to may be destroyed afterwards.
+    ~callback_timer() { release(); }
+
+    // Go's Timer.Stop for AfterFunc: true if this prevented the call; false if it has run, is
+    // running now (stop() does not wait for it) or was stopped before.
+    bool stop();
+
+private:
+    template <class Rep, class Period, class Fn>
+    friend callback_timer after_func(std::chrono::duration<Rep, Period> delay, Fn fn);
+    explicit callback_timer(detail::timer_service::timer_id id) noexcept : id_(id) {}
+    void release() noexcept;
+
+    detail::timer_service::timer_id id_ = 0; // 0: no call
+};
+
+// Go's time.AfterFunc: calls `fn()` once `delay` has passed, unless the returned
+// callback_timer is stopped or destroyed first. fn runs on weft's timer thread, which serves
+// every timer of the process: it must be quick and must not block (complete a promise,
+// try_send, spawn a task for real work). An exception it throws is printed to stderr.
+template <class Rep, class Period, class Fn>
+[[nodiscard]] callback_timer after_func(std::chrono::duration<Rep, Period> delay, Fn fn);
+
+// In a task: suspends it until `deadline` (steady clock) without holding its worker; the shared
+// timer thread wakes it. No channel is involved.
+inline task<void> sleep_until(time_point deadline) {
+    detail::task_wakeup wakeup(blocked_on::timer);
+    detail::deadline_claim timer(wakeup.context(), deadline);
+    co_await wakeup;
+}
+
+// In a task: `co_await weft::sleep_for(d)` suspends the task for `d` (a plain thread uses
+// std::this_thread::sleep_for). A huge d sleeps for ever.
+template <class Rep, class Period>
+task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
+    return sleep_until(detail::deadline_after(d));
+}
+
+// ---- implementation ------------------------------------------------------------------------
+
+namespace detail {
+
+// State shared by a timer or ticker handle and its pending callback. `mutex` makes stop()
+// final: once stop() returns, no callback sends again.
+struct timer_state {
+    std::mutex mutex;
+    weft::channel<time_point> ch{1};
+    timer_service::timer_id id = 0;
+    std::uint64_t generation = 0; // bumped by stop/reset so a stale callback does nothing
+    bool active = false;
+    std::chrono::steady_clock::duration period{}; // tickers only
+
+    // Takes back a value that fired before a stop/reset, so the reader never sees a stale
+    // one. True if there was one (it had fired and was not received).
+    bool drain() { return ch.try_recv().has_value(); }
+};
 
 // after()'s channel. The pending callback holds it only weakly, and the deleter of its state
 // cancels the timer: once every receiver is gone the timer and its memory are freed at once.
@@ -55,33 +219,6 @@ inline channel<time_point> after_channel(time_point when) {
     return channel_access::adopt(std::move(state));
 }
 
-} // namespace detail
-
-// A receiver that yields the current time once, `delay` from now (Go's time.After). The
-// channel is never closed. Dropping every copy of the receiver cancels the timer. For a timer
-// you can stop, use weft::timer.
-template <class Rep, class Period>
-receiver<time_point> after(std::chrono::duration<Rep, Period> delay) {
-    return detail::after_channel(detail::deadline_after(delay));
-}
-
-namespace detail {
-
-// State shared by a timer or ticker handle and its pending callback. `mutex` makes stop()
-// final: once stop() returns, no callback sends again.
-struct timer_state {
-    std::mutex mutex;
-    channel<time_point> ch{1};
-    timer_service::timer_id id = 0;
-    std::uint64_t generation = 0; // bumped by stop/reset so a stale callback does nothing
-    bool active = false;
-    std::chrono::steady_clock::duration period{}; // tickers only
-
-    // Takes back a value that fired before a stop/reset, so the reader never sees a stale
-    // one. True if there was one (it had fired and was not received).
-    bool drain() { return ch.try_recv().has_value(); }
-};
-
 // stop()/reset()/channel() on a moved-from timer or ticker: a bug, said plainly.
 [[noreturn]] inline void throw_moved_from(const char* what, const char* type) {
     throw std::logic_error(std::string("weft: ") + what + " on a moved-from " + type);
@@ -89,205 +226,207 @@ struct timer_state {
 
 } // namespace detail
 
-// A one-shot timer (Go's time.Timer): its channel yields the time once when it fires.
-// Stopped when destroyed.
-class timer {
-public:
-    template <class Rep, class Period>
-    explicit timer(std::chrono::duration<Rep, Period> delay)
-        : state_(std::make_shared<detail::timer_state>()) {
-        std::lock_guard lock(state_->mutex);
-        arm(delay);
-    }
-    timer(const timer&) = delete;
-    timer& operator=(const timer&) = delete;
-    timer(timer&&) noexcept = default;
-    // Stops the timer being overwritten, so it cannot keep firing unseen.
-    timer& operator=(timer&& other) noexcept {
-        if (this != &other) {
-            if (state_)
-                stop();
-            state_ = std::move(other.state_);
-        }
-        return *this;
-    }
-    ~timer() {
+// --- timer ---
+
+template <class Rep, class Period>
+timer::timer(std::chrono::duration<Rep, Period> delay)
+    : state_(std::make_shared<detail::timer_state>()) {
+    std::lock_guard lock(state_->mutex);
+    arm(detail::saturating_ticks(delay));
+}
+
+inline timer& timer::operator=(timer&& other) noexcept {
+    if (this != &other) {
         if (state_)
             stop();
+        state_ = std::move(other.state_);
     }
+    return *this;
+}
 
-    // Throws std::logic_error on a moved-from timer (as stop() and reset() do).
-    receiver<time_point> channel() const { return live("channel()").ch; }
+inline timer::~timer() {
+    if (state_)
+        stop();
+}
 
-    // Stops the timer (Go 1.23's Stop). True if this call stopped it before its value was
-    // received: it was pending, or it had fired and the value, still in the channel, is taken
-    // back. False if the value had been received or the timer was already stopped. Afterwards
-    // the channel holds nothing, so `if (!t.stop()) t.channel().recv();` never waits for ever.
-    bool stop() {
-        detail::timer_state& s = live("stop()");
-        std::lock_guard lock(s.mutex);
-        const bool was_pending = disarm();
-        const bool took_back = s.drain();
-        return was_pending || took_back;
-    }
+inline receiver<time_point> timer::channel() const {
+    return live("channel()").ch;
+}
 
-    // Re-arms the timer to fire `delay` from now, taking back a value not yet received.
-    // Returns what stop() would have.
-    template <class Rep, class Period>
-    bool reset(std::chrono::duration<Rep, Period> delay) {
-        detail::timer_state& s = live("reset()");
-        std::lock_guard lock(s.mutex);
-        const bool was_pending = disarm();
-        const bool took_back = s.drain();
-        arm(delay);
-        return was_pending || took_back;
-    }
+inline bool timer::stop() {
+    detail::timer_state& s = live("stop()");
+    std::lock_guard lock(s.mutex);
+    const bool was_pending = disarm();
+    const bool took_back = s.drain();
+    return was_pending || took_back;
+}
 
-private:
-    template <class Rep, class Period>
-    void arm(std::chrono::duration<Rep, Period> delay) {
-        state_->active = true;
-        const std::uint64_t generation = ++state_->generation;
-        state_->id = detail::timer_service::instance().schedule(
-            detail::deadline_after(delay), [state = state_, generation] {
-                std::lock_guard lock(state->mutex);
-                if (!state->active || state->generation != generation)
-                    return;
-                state->active = false;
-                state->ch.try_send(std::chrono::steady_clock::now());
-            });
-    }
+template <class Rep, class Period>
+bool timer::reset(std::chrono::duration<Rep, Period> delay) {
+    detail::timer_state& s = live("reset()");
+    std::lock_guard lock(s.mutex);
+    const bool was_pending = disarm();
+    const bool took_back = s.drain();
+    arm(detail::saturating_ticks(delay));
+    return was_pending || took_back;
+}
 
-    bool disarm() {
-        const bool was_active = state_->active;
-        state_->active = false;
-        ++state_->generation;
-        detail::timer_service::instance().cancel(state_->id);
-        return was_active;
-    }
+inline void timer::arm(std::chrono::steady_clock::duration delay) {
+    state_->active = true;
+    const std::uint64_t generation = ++state_->generation;
+    state_->id = detail::timer_service::instance().schedule(
+        detail::saturating_add(std::chrono::steady_clock::now(), delay),
+        [state = state_, generation] {
+            std::lock_guard lock(state->mutex);
+            if (!state->active || state->generation != generation)
+                return;
+            state->active = false;
+            state->ch.try_send(std::chrono::steady_clock::now());
+        });
+}
 
-    detail::timer_state& live(const char* what) const {
-        if (!state_)
-            detail::throw_moved_from(what, "timer");
-        return *state_;
-    }
+inline bool timer::disarm() {
+    const bool was_active = state_->active;
+    state_->active = false;
+    ++state_->generation;
+    detail::timer_service::instance().cancel(state_->id);
+    return was_active;
+}
 
-    std::shared_ptr<detail::timer_state> state_;
-};
+inline detail::timer_state& timer::live(const char* what) const {
+    if (!state_)
+        detail::throw_moved_from(what, "timer");
+    return *state_;
+}
 
-// Delivers the time every `period` on its channel (Go's time.Ticker) until stopped or
-// destroyed. Ticks that the reader has not taken are dropped, never queued.
-class ticker {
-public:
-    template <class Rep, class Period>
-    explicit ticker(std::chrono::duration<Rep, Period> period)
-        : state_(std::make_shared<detail::timer_state>()) {
-        const std::chrono::steady_clock::duration ticks = checked(period);
-        std::lock_guard lock(state_->mutex);
-        start(ticks);
-    }
-    ticker(const ticker&) = delete;
-    ticker& operator=(const ticker&) = delete;
-    ticker(ticker&&) noexcept = default;
-    // Stops the ticker being overwritten, so it cannot keep firing unseen.
-    ticker& operator=(ticker&& other) noexcept {
-        if (this != &other) {
-            if (state_)
-                stop();
-            state_ = std::move(other.state_);
-        }
-        return *this;
-    }
-    ~ticker() {
+// --- ticker ---
+
+template <class Rep, class Period>
+ticker::ticker(std::chrono::duration<Rep, Period> period)
+    : state_(std::make_shared<detail::timer_state>()) {
+    const std::chrono::steady_clock::duration ticks = checked(period);
+    std::lock_guard lock(state_->mutex);
+    start(ticks);
+}
+
+inline ticker& ticker::operator=(ticker&& other) noexcept {
+    if (this != &other) {
         if (state_)
             stop();
+        state_ = std::move(other.state_);
     }
+    return *this;
+}
 
-    // Throws std::logic_error on a moved-from ticker (as stop() and reset() do).
-    receiver<time_point> channel() const { return live("channel()").ch; }
+inline ticker::~ticker() {
+    if (state_)
+        stop();
+}
 
-    // Stops the ticks. Once stop() returns no further tick is sent and none is left waiting.
-    void stop() {
-        detail::timer_state& s = live("stop()");
-        std::lock_guard lock(s.mutex);
-        s.active = false;
-        ++s.generation;
-        detail::timer_service::instance().cancel(s.id);
-        s.drain();
-    }
+inline receiver<time_point> ticker::channel() const {
+    return live("channel()").ch;
+}
 
-    // Restarts the ticker with a new period, counted from now; a tick not yet received is
-    // taken back. A non-positive period throws std::invalid_argument and changes nothing.
-    template <class Rep, class Period>
-    void reset(std::chrono::duration<Rep, Period> period) {
-        const std::chrono::steady_clock::duration ticks = checked(period);
-        detail::timer_state& s = live("reset()");
-        std::lock_guard lock(s.mutex);
-        ++s.generation;
-        detail::timer_service::instance().cancel(s.id);
-        s.drain();
-        start(ticks);
-    }
+inline void ticker::stop() {
+    detail::timer_state& s = live("stop()");
+    std::lock_guard lock(s.mutex);
+    s.active = false;
+    ++s.generation;
+    detail::timer_service::instance().cancel(s.id);
+    s.drain();
+}
 
-private:
-    // The period in clock ticks, at least one; a huge one saturates (the ticker never ticks).
-    template <class Rep, class Period>
-    static std::chrono::steady_clock::duration checked(std::chrono::duration<Rep, Period> period) {
-        if (!(period > period.zero()))
-            throw std::invalid_argument("weft: non-positive ticker period");
-        return std::max(std::chrono::steady_clock::duration(1), detail::saturating_ticks(period));
-    }
+template <class Rep, class Period>
+void ticker::reset(std::chrono::duration<Rep, Period> period) {
+    const std::chrono::steady_clock::duration ticks = checked(period);
+    detail::timer_state& s = live("reset()");
+    std::lock_guard lock(s.mutex);
+    ++s.generation;
+    detail::timer_service::instance().cancel(s.id);
+    s.drain();
+    start(ticks);
+}
 
-    detail::timer_state& live(const char* what) const {
-        if (!state_)
-            detail::throw_moved_from(what, "ticker");
-        return *state_;
-    }
+// The period in clock ticks, at least one; a huge one saturates (the ticker never ticks).
+template <class Rep, class Period>
+std::chrono::steady_clock::duration ticker::checked(std::chrono::duration<Rep, Period> period) {
+    if (!(period > period.zero()))
+        throw std::invalid_argument("weft: non-positive ticker period");
+    return std::max(std::chrono::steady_clock::duration(1), detail::saturating_ticks(period));
+}
 
-    // With state_->mutex held; `period` is positive.
-    void start(std::chrono::steady_clock::duration period) {
-        state_->period = period;
-        state_->active = true;
-        schedule(state_, detail::saturating_add(std::chrono::steady_clock::now(), period),
-                 state_->generation);
-    }
+inline detail::timer_state& ticker::live(const char* what) const {
+    if (!state_)
+        detail::throw_moved_from(what, "ticker");
+    return *state_;
+}
 
-    static void schedule(const std::shared_ptr<detail::timer_state>& state, time_point when,
-                         std::uint64_t generation) {
-        state->id = detail::timer_service::instance().schedule(
-            when, [state, when, generation] { tick(state, when, generation); });
-    }
+namespace detail {
 
-    static void tick(const std::shared_ptr<detail::timer_state>& state, time_point due,
-                     std::uint64_t generation) {
+// One tick, on the timer thread: send the time (dropped if the reader is behind) and schedule
+// the next tick, keeping the phase; after a long stall the missed ticks are skipped, not burst.
+inline void schedule_tick(const std::shared_ptr<timer_state>& state, time_point due,
+                          std::uint64_t generation) {
+    state->id = timer_service::instance().schedule(due, [state, due, generation] {
         std::lock_guard lock(state->mutex);
         if (!state->active || state->generation != generation)
             return;
         const time_point now = std::chrono::steady_clock::now();
         state->ch.try_send(now); // full: the reader is behind; drop this tick
-        // Keep the phase; after a long stall skip the missed ticks instead of bursting.
-        time_point next = detail::saturating_add(due, state->period);
+        time_point next = saturating_add(due, state->period);
         if (next <= now)
-            next = detail::saturating_add(now, state->period);
-        schedule(state, next, generation);
-    }
-
-    std::shared_ptr<detail::timer_state> state_;
-};
-
-// In a task: suspends it until `deadline` (steady clock) without holding its worker; the shared
-// timer thread wakes it. No channel is involved.
-inline task<void> sleep_until(time_point deadline) {
-    detail::task_wakeup wakeup(blocked_on::timer);
-    detail::deadline_claim timer(wakeup.context(), deadline);
-    co_await wakeup;
+            next = saturating_add(now, state->period);
+        schedule_tick(state, next, generation);
+    });
 }
 
-// In a task: `co_await weft::sleep_for(d)` suspends the task for `d` (a plain thread uses
-// std::this_thread::sleep_for).
-template <class Rep, class Period>
-task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
-    return sleep_until(detail::deadline_after(d)); // a huge d sleeps for ever
+} // namespace detail
+
+inline void ticker::start(std::chrono::steady_clock::duration period) {
+    state_->period = period;
+    state_->active = true;
+    detail::schedule_tick(state_, detail::saturating_add(std::chrono::steady_clock::now(), period),
+                          state_->generation);
+}
+
+// --- callback_timer, after_func ---
+
+inline callback_timer& callback_timer::operator=(callback_timer&& other) noexcept {
+    if (this != &other) {
+        release();
+        id_ = std::exchange(other.id_, 0);
+    }
+    return *this;
+}
+
+inline bool callback_timer::stop() {
+    return id_ != 0 && detail::timer_service::instance().cancel(id_);
+}
+
+inline void callback_timer::release() noexcept {
+    if (id_ == 0)
+        return;
+    try {
+        detail::timer_service::instance().cancel_and_wait(std::exchange(id_, 0));
+    } catch (...) {
+        // The service's lock failed (std::system_error): nothing better to do than leave it.
+    }
+}
+
+template <class Rep, class Period, class Fn>
+callback_timer after_func(std::chrono::duration<Rep, Period> delay, Fn fn) {
+    static_assert(std::is_invocable_v<Fn&>, "weft::after_func: fn must be callable with no "
+                                            "arguments");
+    return callback_timer(detail::timer_service::instance().schedule(
+        detail::deadline_after(delay), [fn = std::move(fn)]() mutable {
+            try {
+                fn();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "weft: exception in an after_func callback: %s\n", e.what());
+            } catch (...) {
+                std::fprintf(stderr, "weft: non-std exception in an after_func callback\n");
+            }
+        }));
 }
 
 } // namespace weft

@@ -44,23 +44,21 @@ public:
     // True if the timer was still pending and now never runs; false if it already ran (or is
     // running right now) or was cancelled before.
     bool cancel(timer_id id) {
+        std::function<void()> dropped; // destroyed after the lock: its captures may call us
         std::lock_guard lock(mutex_);
-        if (callbacks_.erase(id) == 0)
-            return false;
-        // Cancelled entries stay in the heap until due; rebuild when they dominate.
-        if (heap_.size() > 64 && heap_.size() > 2 * callbacks_.size())
-            rebuild_heap();
-        return true;
+        return take_pending(id, dropped);
     }
 
     // As cancel(), and if the callback is running right now, waits until it has returned: after
-    // this the callback no longer touches anything of the caller's. Never call it from a
-    // timer callback for that callback's own timer.
+    // this the callback no longer touches anything of the caller's. Called from a callback (on
+    // the timer thread) it does not wait: the only callback running is the caller itself.
     bool cancel_and_wait(timer_id id) {
+        std::function<void()> dropped; // destroyed after the lock, as in cancel()
         std::unique_lock lock(mutex_);
-        if (callbacks_.erase(id) != 0)
+        if (take_pending(id, dropped))
             return true;
-        finished_.wait(lock, [&] { return running_ != id; });
+        if (std::this_thread::get_id() != thread_)
+            finished_.wait(lock, [&] { return running_ != id; });
         return false;
     }
 
@@ -84,7 +82,23 @@ private:
     };
 
     timer_service() {
-        std::thread([this] { run(); }).detach();
+        std::thread worker([this] { run(); });
+        thread_ = worker.get_id(); // before anyone can call cancel_and_wait (instance() returns)
+        worker.detach();
+    }
+
+    // Under mutex_: takes `id`'s callback out if it is still pending. The caller destroys it
+    // after releasing the lock.
+    bool take_pending(timer_id id, std::function<void()>& out) {
+        auto it = callbacks_.find(id);
+        if (it == callbacks_.end())
+            return false;
+        out = std::move(it->second);
+        callbacks_.erase(it);
+        // Cancelled entries stay in the heap until due; rebuild when they dominate.
+        if (heap_.size() > 64 && heap_.size() > 2 * callbacks_.size())
+            rebuild_heap();
+        return true;
     }
 
     void run() {
@@ -108,6 +122,7 @@ private:
             running_ = next.id;
             lock.unlock();
             fn();
+            fn = nullptr; // its captures die outside the lock: their destructors may call us
             lock.lock();
             running_ = 0;
             finished_.notify_all();
@@ -131,7 +146,8 @@ private:
     std::priority_queue<entry> heap_;
     std::unordered_map<timer_id, std::function<void()>> callbacks_;
     timer_id next_id_ = 1;
-    timer_id running_ = 0; // the callback running now, 0 if none
+    timer_id running_ = 0;   // the callback running now, 0 if none
+    std::thread::id thread_; // the timer thread: callbacks run there, one at a time
 };
 
 } // namespace weft::detail

@@ -11,14 +11,17 @@
 // and have no gaps.
 #pragma once
 
-#include "../detail/random.hpp"
-
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#if __has_include(<pthread.h>)
+#include <pthread.h>
+#endif
 
 namespace weft::es {
 
@@ -66,21 +69,57 @@ public:
     using std::logic_error::logic_error;
 };
 
+namespace detail {
+
+// Bumped in the child of every fork(), so a thread's generator there seeds itself again: a
+// forked child must not make its parent's ids.
+inline std::atomic<std::uint64_t> fork_generation{0};
+
+// new_event_id's random bits: a generator per thread, seeded from std::random_device (so
+// threads and processes differ), and seeded again after a fork.
+inline std::uint64_t event_id_random() {
+#if __has_include(<pthread.h>)
+    static const bool watching_forks = [] {
+        // relaxed: the child is single-threaded when this runs; its threads read it later.
+        pthread_atfork(nullptr, nullptr,
+                       [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+        return true;
+    }();
+    (void)watching_forks;
+#endif
+    struct generator {
+        std::mt19937_64 engine;
+        std::uint64_t generation = ~std::uint64_t{0}; // seeded on first use
+    };
+    thread_local generator g;
+    // relaxed: only this process's fork count matters, and it changes before any thread of the
+    // child runs.
+    const std::uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+    if (g.generation != generation) {
+        std::random_device device;
+        std::seed_seq seed{device(), device(), device(), device()};
+        g.engine.seed(seed);
+        g.generation = generation;
+    }
+    return g.engine();
+}
+
+} // namespace detail
+
 // A new UUID in its usual text form, for event ids and command ids: version 7 (RFC 9562), a
 // 48-bit Unix time in milliseconds followed by 74 random bits. Time-ordered ids land next to
 // each other in a store's event-id index, so an append dirties one B-tree page instead of a
 // random one per event (random v4 ids made SQLite write ~14x more pages). The random bits come
-// from a per-thread generator seeded from std::random_device, so processes do not collide.
+// from a per-thread generator seeded from std::random_device (again in a forked child), so
+// threads and processes do not collide.
 inline std::string new_event_id() {
-    thread_local weft::detail::fast_random rng{(std::uint64_t{std::random_device{}()} << 32) ^
-                                               std::random_device{}() ^
-                                               weft::detail::fast_random::for_this_thread().next()};
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
     const std::uint64_t hi = (static_cast<std::uint64_t>(ms) << 16) | 0x7000ULL |
-                             (rng.next() & 0x0fffULL); // time, version 7, 12 random bits
-    const std::uint64_t lo = (rng.next() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+                             (detail::event_id_random() & 0x0fffULL); // time, version 7, 12 bits
+    const std::uint64_t lo = (detail::event_id_random() & 0x3fffffffffffffffULL) |
+                             0x8000000000000000ULL; // variant 10, 62 random bits
     static constexpr char digits[] = "0123456789abcdef";
     std::string s;
     s.reserve(36);

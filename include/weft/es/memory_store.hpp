@@ -48,13 +48,14 @@ public:
     // exception in the future).
     future<append_result> async_append(const std::string& stream, expected_version expected,
                                        std::vector<event_data> events) {
+        std::exception_ptr error;
         try {
-            return detail::ready_future(append(stream, expected, std::move(events)));
+            return make_ready_future(append(stream, expected, std::move(events)));
         } catch (...) {
-            auto state = std::make_shared<weft::detail::future_state<append_result>>();
-            state->set_exception(std::current_exception());
-            return future<append_result>(std::move(state));
+            error = std::current_exception();
         }
+        // After the catch block, so only the future refers to it (see weft::future).
+        return make_exceptional_future<append_result>(std::move(error));
     }
 
     std::vector<recorded_event> read_stream(const std::string& stream, stream_version from,

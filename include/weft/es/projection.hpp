@@ -250,7 +250,7 @@ public:
     bool wait_for(const std::string& name, log_position position,
                   std::chrono::duration<Rep, Period> timeout = std::chrono::hours(24 * 365)) {
         std::shared_ptr<projection> p = find(name);
-        const auto deadline = deadline_after(timeout);
+        const auto deadline = weft::deadline_after(timeout); // a huge timeout never ends
         for (;;) {
             const std::uint64_t epoch = p->progress.wake_epoch(); // before the checks
             log_position want = 0;
@@ -267,7 +267,7 @@ public:
     async_wait_for(std::string name, log_position position,
                    std::chrono::duration<Rep, Period> timeout = std::chrono::hours(24 * 365)) {
         std::shared_ptr<projection> p = find(name);
-        const auto deadline = deadline_after(timeout);
+        const auto deadline = weft::deadline_after(timeout); // a huge timeout never ends
         for (;;) {
             const std::uint64_t epoch = p->progress.wake_epoch();
             log_position want = 0;
@@ -410,12 +410,6 @@ private:
         if (it == projections_.end())
             throw projection_error("weft::es: no projection named " + name);
         return it->second;
-    }
-
-    template <class Rep, class Period>
-    static std::chrono::steady_clock::time_point
-    deadline_after(std::chrono::duration<Rep, Period> timeout) {
-        return weft::detail::deadline_after(timeout); // saturates: a huge timeout never ends
     }
 
     // true: reached; false: will not be (stopped/failed); nullopt: keep waiting, for progress

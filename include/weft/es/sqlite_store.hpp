@@ -489,18 +489,18 @@ public:
     // Queues the batch for the writer; the future completes after the commit that holds it.
     future<append_result> async_append(const std::string& stream, expected_version expected,
                                        std::vector<event_data> events) {
-        auto done = std::make_shared<weft::detail::future_state<append_result>>();
-        future<append_result> result(done);
+        promise<append_result> done;
+        future<append_result> result = done.get_future();
         std::exception_ptr error;
         try {
             detail::check_stream_name(stream);
             prepare_batch(stream, events);
-            enqueue(append_request{stream, expected, std::move(events), done});
+            enqueue(append_request{stream, expected, std::move(events), std::move(done)});
         } catch (...) {
             error = std::current_exception();
         }
-        if (error) // after the catch block (see future_state::take)
-            done->set_exception(std::move(error));
+        if (error) // after the catch block, so only the future refers to it (see weft::future)
+            return make_exceptional_future<append_result>(std::move(error));
         return result;
     }
 
@@ -565,9 +565,9 @@ public:
 
     // Blocks until the metadata is committed, in order with the appends queued before it.
     void set_stream_metadata(const std::string& stream, stream_metadata meta) {
-        auto done = std::make_shared<weft::detail::future_state<void>>();
-        future<void> result(done);
-        enqueue(metadata_request{stream, meta, done});
+        promise<void> done;
+        future<void> result = done.get_future();
+        enqueue(metadata_request{stream, meta, std::move(done)});
         result.get();
     }
     stream_metadata stream_metadata_of(const std::string& stream) const {
@@ -614,12 +614,12 @@ private:
         std::string stream;
         expected_version expected;
         std::vector<event_data> events;
-        std::shared_ptr<weft::detail::future_state<append_result>> done;
+        promise<append_result> done;
     };
     struct metadata_request {
         std::string stream;
         stream_metadata meta;
-        std::shared_ptr<weft::detail::future_state<void>> done;
+        promise<void> done;
     };
     struct snapshot_request {
         snapshot snap;
@@ -1029,7 +1029,7 @@ CREATE TABLE snapshots(
                 db.exec_quietly("ROLLBACK");
             // Nothing of the group is stored: every request fails (one rejected on its own
             // keeps its own reason). Each caller gets an exception object of its own, so none
-            // is shared between threads (see future_state::take).
+            // is shared between threads (see weft::future).
             for (std::size_t i = 0; i < group.size(); ++i)
                 outcomes[i].error = own_copy(outcomes[i].error ? outcomes[i].error : group_error);
             group_error = nullptr;
@@ -1147,14 +1147,14 @@ CREATE TABLE snapshots(
             outcome& o = outcomes[i];
             if (auto* a = std::get_if<append_request>(&group[i])) {
                 if (o.error)
-                    a->done->set_exception(std::move(o.error));
+                    a->done.set_exception(std::move(o.error));
                 else
-                    a->done->set_value(o.result);
+                    a->done.set_value(o.result);
             } else if (auto* m = std::get_if<metadata_request>(&group[i])) {
                 if (o.error)
-                    m->done->set_exception(std::move(o.error));
+                    m->done.set_exception(std::move(o.error));
                 else
-                    m->done->set_value();
+                    m->done.set_value();
             } else {
                 // Stored or refused, it is no longer pending (a refused save leaves the older
                 // stored snapshot, which is still a correct one).

@@ -5,7 +5,7 @@
 //   if (!r)   // a value, not an exception: someone else wrote first
 //       std::cout << "conflict, stream is at version " << r.version << '\n';
 //
-// The guarantees (checked for every store by tests/es_conformance.hpp):
+// The guarantees (checked for every store by tests/es/store_conformance.hpp):
 // - append is atomic: all events of a batch are stored, or none.
 // - Stream versions are 1, 2, 3... per stream; global positions 1, 2, 3... across the store,
 //   gapless and assigned in commit order, so a reader that has seen position p never later
@@ -26,7 +26,7 @@
 // the numbering (hidden too if below truncate_before). EventStoreDB's soft delete ($tb) also
 // keeps the numbering (a write after it continues where the stream left off); where it reads
 // a soft-deleted stream as "not found", read_stream returns no events. Both weft stores behave
-// the same (tests/es_conformance.hpp checks it).
+// the same (tests/es/store_conformance.hpp checks it).
 //
 // Idempotent appends compared with EventStoreDB: it recognises a repeated write by its event
 // ids only against the stream's latest events (best effort with `any`); weft looks every id
@@ -183,13 +183,6 @@ inline bool visible(const stream_metadata& meta, const recorded_event& e, timest
 inline void check_stream_name(const std::string& stream) {
     if (stream.empty())
         throw invalid_append("weft::es: append to a stream with an empty name");
-}
-
-template <class R>
-future<R> ready_future(R value) {
-    auto state = std::make_shared<weft::detail::future_state<R>>();
-    state->set_value(std::move(value));
-    return future<R>(std::move(state));
 }
 
 } // namespace detail

@@ -15,10 +15,10 @@
 // process can append to (memory_store) gives zero: no polling.
 #pragma once
 
-#include "../detail/deadline.hpp"
-#include "../detail/timer_service.hpp"
-#include "../future.hpp"
+#include "../channel.hpp"
+#include "../select.hpp"
 #include "../task.hpp"
+#include "../time.hpp"
 #include "event.hpp"
 
 #include <algorithm>
@@ -38,32 +38,39 @@ namespace detail {
 
 // Tells readers that the log grew. A store calls publish(head) after each commit, once the new
 // events are visible to read_all; readers wait for the head to reach a position.
+//
+// Threads wait on a condition variable. Tasks wait with Go's broadcast idiom: `changed_` is a
+// channel nobody sends on; publish(), wake_all() and close() close it, which wakes every task
+// waiting on it at once, and leave a nil one that the next waiter replaces with a fresh channel
+// (so a signal nobody waits on allocates nothing). A waiter takes the current channel under
+// the mutex together with its checks, so a change after its checks closes the very channel it
+// waits on: no wake-up is lost.
 class commit_signal {
 public:
     void publish(log_position head) {
-        std::vector<std::shared_ptr<async_waiter>> ready;
+        weft::channel<bool> fired;
         {
             std::lock_guard lock(mutex_);
             if (head <= head_)
                 return;
             head_ = head;
-            ready.swap(async_waiters_);
+            fired = std::exchange(changed_, weft::channel<bool>{});
         }
-        changed_.notify_all();
-        for (auto& w : ready)
-            w->complete();
+        changed_cv_.notify_all();
+        if (fired)
+            fired.close();
     }
     // Every waiter returns now and re-checks (a subscription was closed, the store is closing).
     void wake_all() {
-        std::vector<std::shared_ptr<async_waiter>> ready;
+        weft::channel<bool> fired;
         {
             std::lock_guard lock(mutex_);
             ++wake_epoch_;
-            ready.swap(async_waiters_);
+            fired = std::exchange(changed_, weft::channel<bool>{});
         }
-        changed_.notify_all();
-        for (auto& w : ready)
-            w->complete();
+        changed_cv_.notify_all();
+        if (fired)
+            fired.close();
     }
     void close() {
         {
@@ -89,69 +96,40 @@ public:
     void wait_until(log_position want, std::uint64_t epoch,
                     std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(mutex_);
-        changed_.wait_until(lock, deadline,
-                            [&] { return head_ >= want || closed_ || wake_epoch_ != epoch; });
+        changed_cv_.wait_until(lock, deadline, [&] { return done_locked(want, epoch); });
     }
 
-    // Completes when the head reaches `want`, the signal is closed, wake_all() runs after
-    // `epoch` was read, or after `poll` (never, if `poll` is zero or less).
-    future<void> async_wait(log_position want, std::uint64_t epoch,
-                            std::chrono::steady_clock::duration poll) {
-        auto w = std::make_shared<async_waiter>();
-        future<void> result(w->state);
+    // In a task: returns when the head reaches `want`, the signal is closed, wake_all() runs
+    // after `epoch` was read, or after `poll` (never, if `poll` is zero or less). Await it at
+    // once.
+    task<void> async_wait(log_position want, std::uint64_t epoch,
+                          std::chrono::steady_clock::duration poll) {
+        weft::channel<bool> changed;
         {
             std::lock_guard lock(mutex_);
-            if (head_ >= want || closed_ || wake_epoch_ != epoch) {
-                w->complete();
-                return result;
-            }
-            std::erase_if(async_waiters_, [](const auto& x) { return x->finished(); });
-            async_waiters_.push_back(w);
+            if (done_locked(want, epoch))
+                co_return;
+            if (!changed_)
+                changed_ = weft::channel<bool>(0);
+            changed = changed_;
         }
         if (poll > std::chrono::steady_clock::duration::zero())
-            w->set_timer(weft::detail::timer_service::instance().schedule(
-                weft::detail::deadline_after(poll), [w] { w->complete(); }));
-        return result;
+            (void)co_await async_select(on_recv(changed), on_timeout(poll));
+        else
+            (void)co_await changed.async_recv(); // returns when it is closed
     }
 
 private:
-    // One waiting task; completed once, by a publish, a wake or its poll timer.
-    struct async_waiter {
-        std::shared_ptr<weft::detail::future_state<void>> state =
-            std::make_shared<weft::detail::future_state<void>>();
-        std::atomic<bool> done{false};
-        std::atomic<weft::detail::timer_service::timer_id> timer{0}; // its poll timer, if any
+    bool done_locked(log_position want, std::uint64_t epoch) const noexcept {
+        return head_ >= want || closed_ || wake_epoch_ != epoch;
+    }
 
-        void complete() {
-            // acq_rel: exactly one of the racing completers sets the value.
-            if (done.exchange(true, std::memory_order_acq_rel))
-                return;
-            state->set_value();
-            // acquire: pairs with set_timer's release. A timer set after this is cancelled
-            // there; one already running or run is harmless (complete() is once).
-            if (auto id = timer.exchange(k_no_timer, std::memory_order_acq_rel); id != 0)
-                weft::detail::timer_service::instance().cancel(id);
-        }
-        void set_timer(weft::detail::timer_service::timer_id id) {
-            // acq_rel: publishes the id to complete(); if complete() ran first (k_no_timer is
-            // there), the timer is not needed any more.
-            if (timer.exchange(id, std::memory_order_acq_rel) == k_no_timer)
-                weft::detail::timer_service::instance().cancel(id);
-        }
-        static constexpr weft::detail::timer_service::timer_id k_no_timer =
-            ~weft::detail::timer_service::timer_id{0};
-        bool finished() const noexcept {
-            // relaxed: only prunes the list; a stale false keeps an entry one round longer.
-            return done.load(std::memory_order_relaxed);
-        }
-    };
-
-    mutable std::mutex mutex_;
-    std::condition_variable changed_;
+    mutable std::mutex mutex_; // guards everything below
+    std::condition_variable changed_cv_;
+    weft::channel<bool> changed_; // nil until a task waits; closed and replaced on a change
     log_position head_ = 0;
     std::uint64_t wake_epoch_ = 0;
     bool closed_ = false;
-    std::vector<std::shared_ptr<async_waiter>> async_waiters_;
 };
 
 // What a subscription reads: a store's shared internals, kept alive by its subscriptions.
@@ -187,7 +165,7 @@ public:
     template <class Rep, class Period>
     std::vector<recorded_event> next_for(std::chrono::duration<Rep, Period> timeout,
                                          std::size_t max = 256) {
-        return next_until(weft::detail::deadline_after(timeout), max);
+        return next_until(weft::deadline_after(timeout), max);
     }
 
     // next() for tasks: suspends the task while there is nothing to read.

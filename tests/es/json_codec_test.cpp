@@ -1,70 +1,23 @@
-// weft::es deciders, the JSON codec and upcasters, without a store: the bank account decider
-// (five withdrawals of 30.00 from 100.00: three succeed, two are refused with the balance),
-// decision values, fold, encode/decode round trips and the errors for events this program
-// cannot read.
+// weft::es::json_codec (json_codec.hpp): encode/decode round trips by type name, schema
+// versions, json_upcast steps from v1 to the current shape, and the decode_errors for events
+// this program cannot read.
 #include "bank_domain.hpp"
 #include "catch_compat.hpp"
 
-#include <weft/es/codec.hpp>
-#include <weft/es/decider.hpp>
+#include <weft/es/json_codec.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 using bank::account;
-using weft::es::decision;
 
-static_assert(weft::es::decider<account>);
 static_assert(weft::es::codec<bank::account_codec, account::event>);
-
-TEST_CASE("five withdrawals of 30 from 100 give three events and two rejections") {
-    const account a;
-    account::state s = weft::es::fold(
-        a, std::vector<account::event>{bank::opened{"ada"}, bank::deposited{100'00}});
-    REQUIRE(s.balance == 100'00);
-    std::vector<account::event> events;
-    std::vector<std::string> refusals;
-    for (int i = 0; i < 5; ++i) {
-        decision<account::event> d = a.decide(bank::withdraw{30'00}, s);
-        if (!d) {
-            refusals.push_back(d.reason());
-            continue;
-        }
-        for (const auto& e : d.events()) {
-            events.push_back(e);
-            s = a.evolve(s, e);
-        }
-    }
-    CHECK(events.size() == 3);
-    REQUIRE(refusals.size() == 2);
-    CHECK(refusals[0] == "insufficient balance (10.00)");
-    CHECK(refusals[1] == "insufficient balance (10.00)");
-    CHECK(s.balance == 10'00);
-}
-
-TEST_CASE("a decision is either events or a rejection") {
-    decision<int> accepted{1, 2};
-    CHECK(accepted.accepted());
-    CHECK(accepted.events() == std::vector<int>{1, 2});
-    CHECK(accepted.reason().empty());
-    decision<int> none = std::vector<int>{};
-    CHECK(none.accepted());
-    CHECK(none.events().empty());
-    decision<int> refused = decision<int>::reject("no");
-    CHECK_FALSE(refused);
-    CHECK(refused.events().empty());
-    CHECK(refused.reason() == "no");
-}
-
-TEST_CASE("the bank decider refuses commands to an account that is not open") {
-    const account a;
-    CHECK(a.decide(bank::deposit{5}, a.initial()).reason() == "account not open");
-    account::state open = a.evolve(a.initial(), bank::opened{"bo"});
-    CHECK(a.decide(bank::open_account{"bo"}, open).reason() == "account already open");
-    CHECK(a.decide(bank::deposit{-5}, open).reason() == "deposit must be positive (-0.05)");
-    CHECK(a.decide(bank::deposit{5}, open).accepted());
-}
 
 namespace {
 weft::es::recorded_event as_recorded(const weft::es::encoded_event& e) {
@@ -151,8 +104,61 @@ TEST_CASE("events this program cannot read are decode_errors that name the event
           std::string::npos);
 }
 
-TEST_CASE("an upcaster that does not raise the version is reported, not looped") {
+namespace {
+struct plain {
+    static constexpr std::string_view type_name = "plain";
+    int n = 0;
+};
+struct versioned {
+    static constexpr std::string_view type_name = "versioned";
+    static constexpr int schema_version = 4;
+    std::string text;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(plain, n)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(versioned, text)
+using small_event = std::variant<plain, versioned>;
+} // namespace
+
+TEST_CASE("json_codec stores each type's schema_version, 1 when it declares none") {
+    STATIC_REQUIRE(weft::es::schema_version_of<plain>() == 1);
+    STATIC_REQUIRE(weft::es::schema_version_of<versioned>() == 4);
+    const weft::es::json_codec<small_event> codec;
+    CHECK(codec.encode(plain{3}).schema_version == 1);
+    const weft::es::encoded_event v = codec.encode(versioned{"hi"});
+    CHECK(v.type == "versioned");
+    CHECK(v.schema_version == 4);
+    CHECK(nlohmann::json::parse(v.payload) == nlohmann::json{{"text", "hi"}});
+    CHECK(std::get<versioned>(codec.decode(as_recorded(v))).text == "hi");
+}
+
+TEST_CASE("json_codec refuses an event newer than the program reads, naming both versions") {
+    const weft::es::json_codec<small_event> codec;
+    try {
+        (void)codec.decode(as_recorded({"versioned", 5, R"({"text":"from the future"})"}));
+        FAIL("a v5 event was read by a program that knows v4");
+    } catch (const weft::es::decode_error& e) {
+        const std::string what = e.what();
+        CHECK(what.find("versioned v5 at account-1@7") != std::string::npos);
+        CHECK(what.find("this program reads v4") != std::string::npos);
+    }
+}
+
+TEST_CASE("json_codec reports a payload of the wrong shape as a decode_error") {
+    const weft::es::json_codec<small_event> codec;
+    // Valid JSON, but "n" is a string where an int is wanted.
+    CHECK_THROWS_AS(codec.decode(as_recorded({"plain", 1, R"({"n":"seven"})"})),
+                    weft::es::decode_error);
+    // A field missing altogether.
+    CHECK_THROWS_AS(codec.decode(as_recorded({"plain", 1, "{}"})), weft::es::decode_error);
+}
+
+TEST_CASE("json_upcast edits the payload and sets the version it names") {
     weft::es::upcasters up;
-    up.add("x", 1, [](weft::es::encoded_event e) { return e; });
-    CHECK_THROWS_AS(up.apply(weft::es::encoded_event{"x", 1, ""}), std::logic_error);
+    up.add("plain", 0, weft::es::json_upcast(1, [](nlohmann::json& j) {
+               j["n"] = j["count"].get<int>() * 10;
+               j.erase("count");
+           }));
+    const weft::es::json_codec<small_event> codec(std::move(up));
+    const small_event e = codec.decode(as_recorded({"plain", 0, R"({"count":4})"}));
+    CHECK(std::get<plain>(e).n == 40);
 }

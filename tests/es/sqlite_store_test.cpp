@@ -1,11 +1,11 @@
-// weft::es::sqlite_store: the store conformance suite (es_conformance.hpp), then what the file
+// weft::es::sqlite_store: the store conformance suite (store_conformance.hpp), then what the file
 // adds: gives the same results as memory_store for the same random calls; reopening
 // keeps everything; concurrent appends share commits and keep positions gapless; a file that is
 // not a weft store (or is newer, or corrupt) is refused and left untouched; two stores on one
 // file keep one gapless log; every acknowledged append survives kill -9.
 #include "catch_compat.hpp"
-#include "es_conformance.hpp"
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_test_support.hpp"
+#include "store_conformance.hpp"
 
 #include <weft/es/memory_store.hpp>
 #include <weft/es/sqlite_store.hpp>

@@ -2,7 +2,7 @@
 // checked the same way for every store. A store's test file runs it once:
 //
 //   #include "catch_compat.hpp"
-//   #include "es_conformance.hpp"
+//   #include "store_conformance.hpp"
 //
 //   #include <weft/es/memory_store.hpp>
 //

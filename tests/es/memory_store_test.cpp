@@ -1,8 +1,8 @@
-// weft::es::memory_store: the store conformance suite (es_conformance.hpp), then what memory
+// weft::es::memory_store: the store conformance suite (store_conformance.hpp), then what memory
 // adds: appends and snapshot saves complete before the call returns, an invalid batch given to
 // async_append fails its future rather than the call, and a subscription outlives its store.
 #include "catch_compat.hpp"
-#include "es_conformance.hpp"
+#include "store_conformance.hpp"
 
 #include <weft/es/memory_store.hpp>
 

@@ -12,7 +12,7 @@
 #include <weft/es/aggregate_service.hpp>
 #include <weft/es/memory_store.hpp>
 #ifdef WEFT_TEST_SQLITE
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_test_support.hpp"
 
 #include <weft/es/sqlite_store.hpp>
 #endif

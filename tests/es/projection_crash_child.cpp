@@ -1,4 +1,4 @@
-// The projection crash test's victim (es_sqlite_read_model_test): projects the sqlite_store in
+// The projection crash test's victim (sqlite_read_model_test): projects the sqlite_store in
 // argv[1] into a sqlite_read_model in argv[2], batches of argv[3] events, until it has handled
 // the store's head or is killed. Per stream it counts events and sums their amounts (the
 // payload is a decimal number) with an upsert that is not idempotent, so an event applied twice

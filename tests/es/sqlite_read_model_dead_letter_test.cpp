@@ -3,8 +3,8 @@
 // rebuild clears the stored ones before it meets their events again, and a retry that succeeds
 // forgets one in the transaction of its effects while one that fails again stays.
 #include "catch_compat.hpp"
-#include "es_sqlite_balances.hpp"
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_balances.hpp"
+#include "sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
 #include <weft/es/projection.hpp>

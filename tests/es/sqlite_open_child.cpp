@@ -1,4 +1,4 @@
-// The file tests' child process (es_sqlite_files_test spawns it by the path given in
+// The file tests' child process (sqlite_store_files_test spawns it by the path given in
 // WEFT_SQLITE_OPEN_CHILD). Two modes:
 //   create-loop <file> store|model   creates the store (or read model) in <file>, closes it,
 //                                    deletes the file, again and again until it is killed;

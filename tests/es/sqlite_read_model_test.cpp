@@ -4,8 +4,8 @@
 // reads its types and reports errors with the file; the file may be a sqlite_store's; and after
 // kill -9 at random moments every event has taken effect exactly once.
 #include "catch_compat.hpp"
-#include "es_sqlite_balances.hpp"
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_balances.hpp"
+#include "sqlite_test_support.hpp"
 
 #include <weft/es/memory_store.hpp>
 #include <weft/es/projection.hpp>

@@ -4,8 +4,8 @@
 // back-off), nor through a batch of slow handlers (it commits by time as well as by count).
 // Each case counts that every event took effect exactly once.
 #include "catch_compat.hpp"
-#include "es_sqlite_balances.hpp"
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_balances.hpp"
+#include "sqlite_test_support.hpp"
 #include "test_support.hpp"
 
 #include <weft/es/projection.hpp>

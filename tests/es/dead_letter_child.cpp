@@ -1,4 +1,4 @@
-// The victim of the dead-letter kill -9 test (es_sqlite_dead_letter_test): projects the
+// The victim of the dead-letter kill -9 test (sqlite_read_model_dead_letter_test): projects the
 // sqlite_store in argv[1] into the balances table of a sqlite_read_model in argv[2], with a
 // handler that always throws on the event at position argv[3] (one try: it is parked at once).
 // Writes "parked\n" once the projection has caught up with one dead letter, then waits, with

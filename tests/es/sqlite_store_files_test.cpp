@@ -4,7 +4,7 @@
 // many processes creating one new file at once all succeed; a file in rollback-journal mode
 // (a VACUUM INTO backup) is switched to WAL, so readers never block an append.
 #include "catch_compat.hpp"
-#include "es_sqlite_test_support.hpp"
+#include "sqlite_test_support.hpp"
 #include "test_support.hpp"
 
 #include <weft/es/sqlite_read_model.hpp>
