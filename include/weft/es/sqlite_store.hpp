@@ -13,6 +13,8 @@
 // poll_interval. Link weft::sqlite (CMake) to use this header.
 #pragma once
 
+#include "detail/append_rules.hpp"
+#include "detail/read_rules.hpp"
 #include "detail/sqlite.hpp"
 #include "durability.hpp"
 #include "store.hpp"
@@ -35,7 +37,6 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -469,17 +470,10 @@ CREATE TABLE snapshots(
 
     // ---- the writer -------------------------------------------------------------------------
 
-    // Caller-side checks that need no database: gives every event an id and rejects a batch
-    // that repeats an id within itself (memory_store's find_repeat does the same first).
+    // Caller-side checks that need no database (detail::check_ids_unique, as memory_store
+    // does), then every event gets an id.
     static void prepare_batch(const std::string& stream, std::vector<event_data>& batch) {
-        std::unordered_set<std::string_view> seen;
-        for (event_data& d : batch) {
-            if (d.event_id.empty())
-                continue;
-            if (!seen.insert(d.event_id).second)
-                throw invalid_append("weft::es: event id " + d.event_id +
-                                     " appears twice in one batch for stream " + stream);
-        }
+        detail::check_ids_unique(stream, batch);
         for (event_data& d : batch)
             if (d.event_id.empty())
                 d.event_id = new_event_id();
@@ -621,13 +615,12 @@ CREATE TABLE snapshots(
         if (auto repeat = find_repeat(db, r.stream, r.events))
             return *repeat;
         const stream_version current = read_version(db, r.stream);
-        if (!r.expected.accepts(current))
-            return append_result{append_status::wrong_expected_version, current, 0, 0, false};
-        if (r.events.empty())
-            return append_result{append_status::ok, current, 0, 0, false};
+        if (auto unwritten = detail::check_expected_version(r.expected, current, r.events.size()))
+            return *unwritten;
 
         const std::int64_t now = now_utc().time_since_epoch().count();
-        append_result result{append_status::ok, current, head + 1, 0, false};
+        append_result result{
+            .status = append_status::ok, .version = current, .first_position = head + 1};
         detail::sqlite_statement insert(db, k_insert_event);
         for (const event_data& d : r.events) {
             ++head;
@@ -646,36 +639,23 @@ CREATE TABLE snapshots(
         return result;
     }
 
-    // The first append's result if every id of `batch` is stored, as this stream's consecutive
-    // versions; nothing if none is; invalid_append otherwise (as memory_store).
+    // detail::find_repeat, looking each id up in the events table.
     static std::optional<append_result> find_repeat(detail::sqlite_connection& db,
                                                     const std::string& stream,
                                                     const std::vector<event_data>& batch) {
-        struct stored_at {
-            std::string stream;
-            stream_version version;
-            log_position position;
-        };
-        std::vector<stored_at> found;
         detail::sqlite_statement q(db, k_find_id);
-        for (const event_data& d : batch) {
-            q.bind(1, d.event_id);
-            if (q.step())
-                found.push_back(stored_at{q.text(0), static_cast<stream_version>(q.int64(1)),
-                                          static_cast<log_position>(q.int64(2))});
-            q.reset();
-        }
-        if (found.empty())
-            return std::nullopt;
-        if (found.size() != batch.size())
-            throw invalid_append("weft::es: batch for stream " + stream +
-                                 " repeats some stored event ids but not all");
-        for (std::size_t i = 0; i < found.size(); ++i)
-            if (found[i].stream != stream || found[i].version != found.front().version + i)
-                throw invalid_append("weft::es: event id " + batch[i].event_id +
-                                     " is already stored elsewhere than this batch of " + stream);
-        return append_result{append_status::ok, found.back().version, found.front().position,
-                             found.back().position, true};
+        return detail::find_repeat(
+            stream, batch,
+            [&](const std::string& id) -> std::optional<detail::stored_event_location> {
+                q.reset();
+                q.bind(1, id);
+                if (!q.step())
+                    return std::nullopt;
+                return detail::stored_event_location{
+                    .stream = q.text_view(0), // valid until the next reset: the next id
+                    .version = static_cast<stream_version>(q.int64(1)),
+                    .position = static_cast<log_position>(q.int64(2))};
+            });
     }
 
     // Completes each caller's future (after the COMMIT, or after the rollback of a failed
