@@ -357,15 +357,12 @@ private:
         "attempts INTEGER NOT NULL, PRIMARY KEY(projection, position))";
     static constexpr std::string_view k_has_dead_letter_table =
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'weft_dead_letters'";
-    static constexpr std::string_view k_park =
-        "INSERT OR REPLACE INTO weft_dead_letters(projection, position, stream, version, "
-        "event_id, type, schema_version, payload, correlation_id, causation_id, metadata, "
-        "recorded_at, error, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-        "?13, ?14)";
-    static constexpr std::string_view k_load_dead_letters =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at, error, attempts "
-        "FROM weft_dead_letters WHERE projection = ?1 ORDER BY position";
+    static constexpr auto k_park = detail::sqlite_sql(
+        "INSERT OR REPLACE INTO weft_dead_letters(projection, ", detail::sqlite_event_columns,
+        ", error, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    static constexpr auto k_load_dead_letters = detail::sqlite_sql(
+        "SELECT ", detail::sqlite_event_columns,
+        ", error, attempts FROM weft_dead_letters WHERE projection = ?1 ORDER BY position");
     static constexpr std::string_view k_forget_dead_letter =
         "DELETE FROM weft_dead_letters WHERE projection = ?1 AND position = ?2";
     static constexpr std::string_view k_retried_dead_letter =

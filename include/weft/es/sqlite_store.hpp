@@ -134,7 +134,8 @@ public:
                                                  ? (now - *meta->max_age).time_since_epoch().count()
                                                  : std::numeric_limits<std::int64_t>::min();
         const bool forward = direction == read_direction::forward;
-        detail::sqlite_statement q(db, forward ? k_read_stream_forward : k_read_stream_backward);
+        detail::sqlite_statement q(db, forward ? std::string_view(k_read_stream_forward)
+                                               : k_read_stream_backward);
         q.bind(1, stream).bind(2, detail::sqlite_clamp(from)).bind(3, min_version);
         q.bind(4, min_recorded_at);
         while (out.size() < max && q.step()) {
@@ -290,23 +291,21 @@ CREATE TABLE snapshots(
 )sql";
     static constexpr int k_schema_version = 1;
 
-    static constexpr std::string_view k_read_all =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at FROM events "
-        "WHERE position >= ?1 ORDER BY position LIMIT ?2";
-    static constexpr std::string_view k_read_stream_forward =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at FROM events "
-        "WHERE stream = ?1 AND version >= ?2 AND version >= ?3 AND recorded_at >= ?4 "
-        "ORDER BY version";
-    static constexpr std::string_view k_read_stream_backward =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at FROM events "
-        "WHERE stream = ?1 AND version <= ?2 AND version >= ?3 AND recorded_at >= ?4 "
-        "ORDER BY version DESC";
-    static constexpr std::string_view k_find_event =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at FROM events WHERE event_id = ?1";
+    static constexpr auto k_read_all =
+        detail::sqlite_sql("SELECT ", detail::sqlite_event_columns,
+                           " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
+    static constexpr auto k_read_stream_forward =
+        detail::sqlite_sql("SELECT ", detail::sqlite_event_columns,
+                           " FROM events WHERE stream = ?1 AND version >= ?2 AND version >= ?3 "
+                           "AND recorded_at >= ?4 ORDER BY version");
+    static constexpr auto k_read_stream_backward =
+        detail::sqlite_sql("SELECT ", detail::sqlite_event_columns,
+                           " FROM events WHERE stream = ?1 AND version <= ?2 AND version >= ?3 "
+                           "AND recorded_at >= ?4 ORDER BY version DESC");
+    static constexpr auto k_find_event = detail::sqlite_sql("SELECT ", detail::sqlite_event_columns,
+                                                            " FROM events WHERE event_id = ?1");
+    static constexpr auto k_last_event = detail::sqlite_sql(
+        "SELECT ", detail::sqlite_event_columns, " FROM events ORDER BY position DESC LIMIT 1");
     static constexpr std::string_view k_head = "SELECT max(position) FROM events";
     static constexpr std::string_view k_version = "SELECT version FROM streams WHERE stream = ?1";
     static constexpr std::string_view k_metadata =
@@ -315,10 +314,9 @@ CREATE TABLE snapshots(
         "SELECT version, schema_version, payload FROM snapshots WHERE stream = ?1";
     static constexpr std::string_view k_find_id =
         "SELECT stream, version, position FROM events WHERE event_id = ?1";
-    static constexpr std::string_view k_insert_event =
-        "INSERT INTO events(position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    static constexpr auto k_insert_event =
+        detail::sqlite_sql("INSERT INTO events(", detail::sqlite_event_columns,
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
     static constexpr std::string_view k_set_version =
         "INSERT INTO streams(stream, version) VALUES (?1, ?2) "
         "ON CONFLICT(stream) DO UPDATE SET version = excluded.version";
@@ -385,10 +383,7 @@ CREATE TABLE snapshots(
         read_int(db, "SELECT max(stream) FROM streams");
         read_int(db, "SELECT max(stream) FROM snapshots");
         {
-            detail::sqlite_statement q(db, "SELECT position, stream, version, event_id, type, "
-                                           "schema_version, payload, correlation_id, causation_id, "
-                                           "metadata, recorded_at FROM events "
-                                           "ORDER BY position DESC LIMIT 1");
+            detail::sqlite_statement q(db, k_last_event);
             if (q.step())
                 (void)detail::sqlite_event_from_row(q);
         }

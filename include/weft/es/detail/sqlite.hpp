@@ -295,9 +295,33 @@ private:
     sqlite_connection& db_;
 };
 
-// An event from a row of the columns every event read selects, in this order: position, stream,
-// version, event_id, type, schema_version, payload, correlation_id, causation_id, metadata,
-// recorded_at.
+// SQL joined from string literals at compile time, so that statements share a column list
+// and stay constants: sqlite_sql("SELECT ", sqlite_event_columns, " FROM events").
+template <std::size_t N>
+struct sqlite_sql_text {
+    char text[N]{};
+    constexpr operator std::string_view() const noexcept { return {text, N - 1}; }
+};
+
+template <std::size_t... N>
+consteval auto sqlite_sql(const char (&... parts)[N]) {
+    sqlite_sql_text<(N + ...) - sizeof...(N) + 1> out;
+    std::size_t at = 0;
+    const auto append = [&](const char* part, std::size_t size) {
+        for (std::size_t i = 0; i + 1 < size; ++i) // not the terminating '\0'
+            out.text[at++] = part[i];
+    };
+    (append(parts, N), ...);
+    return out;
+}
+
+// The columns of an event, as every table holding events names them (the store's events, a
+// read model's dead letters), in the order sqlite_event_from_row reads them.
+inline constexpr char sqlite_event_columns[] =
+    "position, stream, version, event_id, type, schema_version, payload, correlation_id, "
+    "causation_id, metadata, recorded_at";
+
+// An event from a row that starts with sqlite_event_columns.
 inline recorded_event sqlite_event_from_row(const sqlite_statement& q) {
     recorded_event e;
     e.position = static_cast<log_position>(q.int64(0));
