@@ -6,6 +6,7 @@
 # The core headers build against weft::weft alone, so they cannot lean on an optional
 # dependency. Headers that need one are listed here and built only where it is found:
 #   es/sqlite_*.hpp       SQLite3 (target weft::sqlite)
+#   es/detail/sqlite*.hpp SQLite3 (their toolkit)
 #   es/json_codec.hpp     nlohmann-json
 # A new header that needs a dependency fails the core check until it is listed.
 
@@ -24,7 +25,7 @@ foreach(header IN LISTS weft_checked_headers)
         "#include <${header}>\n"
         "#include <${header}>\n")
     file(CONFIGURE OUTPUT ${tu} CONTENT "${text}" @ONLY)
-    if(header MATCHES "^weft/es/sqlite_[a-z_]+\\.hpp$")
+    if(header MATCHES "^weft/es/(sqlite_|detail/sqlite)[a-z_]*\\.hpp$")
         list(APPEND weft_header_check_sqlite ${tu})
     elseif(header STREQUAL "weft/es/json_codec.hpp")
         list(APPEND weft_header_check_json ${tu})
@@ -42,7 +43,7 @@ if(TARGET weft::sqlite AND weft_header_check_sqlite)
     target_link_libraries(weft_header_check_sqlite PRIVATE weft::sqlite)
     weft_add_warnings(weft_header_check_sqlite)
 else()
-    message(STATUS "weft header check: SQLite3 not found, skipping es/sqlite_*.hpp")
+    message(STATUS "weft header check: SQLite3 not found, skipping the SQLite headers")
 endif()
 
 find_package(nlohmann_json 3 CONFIG QUIET)

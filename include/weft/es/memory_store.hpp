@@ -9,6 +9,8 @@
 // global log its commit order.
 #pragma once
 
+#include "detail/append_rules.hpp"
+#include "detail/read_rules.hpp"
 #include "store.hpp"
 
 #include <deque>
@@ -18,7 +20,6 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -35,6 +36,7 @@ public:
     append_result append(const std::string& stream, expected_version expected,
                          std::vector<event_data> events) {
         detail::check_stream_name(stream);
+        detail::check_ids_unique(stream, events);
         append_result result;
         {
             std::unique_lock lock(log_->mutex);
@@ -165,17 +167,18 @@ private:
                 s = &it->second;
             const stream_version current = s ? s->positions.size() : 0;
 
-            if (auto repeat = find_repeat(stream, batch))
+            if (auto repeat = detail::find_repeat(
+                    stream, batch, [this](const std::string& id) { return where(id); }))
                 return *repeat;
-            if (!expected.accepts(current))
-                return append_result{append_status::wrong_expected_version, current, 0, 0, false};
-            if (batch.empty())
-                return append_result{append_status::ok, current, 0, 0, false};
+            if (auto unwritten = detail::check_expected_version(expected, current, batch.size()))
+                return *unwritten;
 
             if (!s)
                 s = &streams[stream];
             const timestamp now = now_utc();
-            append_result r{append_status::ok, current, events.size() + 1, 0, false};
+            append_result r{.status = append_status::ok,
+                            .version = current,
+                            .first_position = events.size() + 1};
             for (event_data& d : batch) {
                 recorded_event e;
                 e.stream = stream;
@@ -197,36 +200,14 @@ private:
             return r;
         }
 
-        // The first append's result if `batch` was stored before; nothing if it is new; throws
-        // if it is partly stored or repeats an id within itself.
-        std::optional<append_result> find_repeat(const std::string& stream,
-                                                 const std::vector<event_data>& batch) const {
-            std::unordered_set<std::string_view> seen;
-            std::size_t stored = 0;
-            for (const event_data& d : batch) {
-                if (d.event_id.empty())
-                    continue;
-                if (!seen.insert(d.event_id).second)
-                    throw invalid_append("weft::es: event id " + d.event_id +
-                                         " appears twice in one batch for stream " + stream);
-                stored += by_event_id.count(d.event_id);
-            }
-            if (stored == 0)
+        // Where the event with id `id` is stored, if it is (for detail::find_repeat).
+        std::optional<detail::stored_event_location> where(const std::string& id) const {
+            auto it = by_event_id.find(id);
+            if (it == by_event_id.end())
                 return std::nullopt;
-            if (stored != batch.size())
-                throw invalid_append("weft::es: batch for stream " + stream +
-                                     " repeats some stored event ids but not all");
-            const recorded_event& first = at(by_event_id.at(batch.front().event_id));
-            for (std::size_t i = 0; i < batch.size(); ++i) {
-                const recorded_event& e = at(by_event_id.at(batch[i].event_id));
-                if (e.stream != stream || e.version != first.version + i)
-                    throw invalid_append("weft::es: event id " + batch[i].event_id +
-                                         " is already stored elsewhere than this batch of " +
-                                         stream);
-            }
-            const recorded_event& last = at(by_event_id.at(batch.back().event_id));
-            return append_result{append_status::ok, last.version, first.position, last.position,
-                                 true};
+            const recorded_event& e = at(it->second);
+            return detail::stored_event_location{
+                .stream = e.stream, .version = e.version, .position = e.position};
         }
     };
 

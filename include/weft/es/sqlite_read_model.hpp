@@ -56,17 +56,15 @@
 // Link weft::sqlite (CMake) to use this header.
 #pragma once
 
+#include "detail/sqlite.hpp"
+#include "durability.hpp"
 #include "projection.hpp"
-#include "sqlite_store.hpp" // durability, detail::sqlite_connection
 
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -75,10 +73,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <tuple>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -107,19 +103,15 @@ public:
     // Opens `path` with sqlite3_open_v2 flags (SQLITE_OPEN_READWRITE, ...). A sqlite_read_model
     // opens its own; this is for tools and tests that need a plain connection.
     explicit sql_connection(std::string path, int flags = SQLITE_OPEN_READWRITE)
-        : db_(std::move(path), flags) {}
+        : owned_(std::in_place, std::move(path), flags), db_(*owned_) {}
     sql_connection(const sql_connection&) = delete;
     sql_connection& operator=(const sql_connection&) = delete;
-    ~sql_connection() {
-        for (auto& [sql, stmt] : statements_)
-            sqlite3_finalize(stmt);
-    }
 
     // Runs one statement to its end (rows it returns are skipped).
     template <class... Args>
     void exec(std::string_view sql, const Args&... args) {
-        statement s(*this, sql, sizeof...(Args));
-        s.bind_all(args...);
+        detail::sqlite_statement s(db_, sql, detail::sqlite_errors::quote_sql);
+        bind_all(s, args...);
         while (s.step()) {
         }
     }
@@ -128,220 +120,124 @@ public:
         char* error = nullptr;
         if (sqlite3_exec(db_.handle(), sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
             sqlite3_free(error); // the same text as sqlite3_errmsg, which fail() reports
-            db_.fail(quoted(sql));
+            db_.fail(detail::sqlite_quoted(sql));
         }
     }
     // Every row, each as a tuple of Cols: query<std::string, std::int64_t>("SELECT a, b ...").
     template <class... Cols, class... Args>
     std::vector<std::tuple<Cols...>> query(std::string_view sql, const Args&... args) {
         static_assert(sizeof...(Cols) > 0, "query<Cols...>: name the column types");
-        statement s(*this, sql, sizeof...(Args));
-        s.bind_all(args...);
+        detail::sqlite_statement s(db_, sql, detail::sqlite_errors::quote_sql);
+        bind_all(s, args...);
         std::vector<std::tuple<Cols...>> rows;
         while (s.step())
-            rows.push_back(s.template row<Cols...>(std::index_sequence_for<Cols...>{}));
+            rows.push_back(row<Cols...>(s, std::index_sequence_for<Cols...>{}));
         return rows;
     }
     // The first column of the first row, or nullopt when there is no row.
     template <class T, class... Args>
     std::optional<T> query_value(std::string_view sql, const Args&... args) {
-        statement s(*this, sql, sizeof...(Args));
-        s.bind_all(args...);
+        detail::sqlite_statement s(db_, sql, detail::sqlite_errors::quote_sql);
+        bind_all(s, args...);
         if (!s.step())
             return std::nullopt;
-        return s.template column<T>(0);
+        return column<T>(s, 0);
     }
 
     // True between BEGIN and COMMIT/ROLLBACK (SQLite may end a transaction itself on some
     // errors, such as a full disk).
-    bool in_transaction() const noexcept { return sqlite3_get_autocommit(db_.handle()) == 0; }
+    bool in_transaction() const noexcept { return db_.in_transaction(); }
     // Rows changed by the last INSERT, UPDATE or DELETE.
     std::int64_t changes() const noexcept { return sqlite3_changes(db_.handle()); }
     const std::string& path() const noexcept { return db_.path(); }
     sqlite3* native_handle() const noexcept { return db_.handle(); }
 
 private:
-    // User SQL is often built at run time: past this many distinct statements, new ones are
-    // prepared per use instead of cached, so the cache cannot grow without bound.
-    static constexpr std::size_t k_max_cached = 256;
+    friend class sqlite_read_model;
 
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
-    };
+    // A view of a connection owned elsewhere: a pooled reader, the probe of a file.
+    explicit sql_connection(detail::sqlite_connection& db) noexcept : db_(db) {}
 
-    static std::string quoted(std::string_view sql) {
-        constexpr std::size_t most = 200;
-        return "\"" + std::string(sql.substr(0, most)) + (sql.size() > most ? "...\"" : "\"");
+    template <class T>
+    struct is_optional : std::false_type {};
+    template <class T>
+    struct is_optional<std::optional<T>> : std::true_type {};
+
+    template <class... Args>
+    static void bind_all(detail::sqlite_statement& s, const Args&... args) {
+        const int wanted = s.parameter_count();
+        if (static_cast<std::size_t>(wanted) != sizeof...(Args))
+            throw std::invalid_argument("weft::es: " + detail::sqlite_quoted(s.sql()) + " takes " +
+                                        std::to_string(wanted) + " arguments, given " +
+                                        std::to_string(sizeof...(Args)));
+        int i = 0;
+        (bind(s, ++i, args), ...);
     }
 
-    // One use of a statement: the cached one, or a private one when it is not cached (or busy:
-    // the same SQL run from inside a query of itself). Resets (or finalizes) it when done.
-    class statement {
-    public:
-        statement(sql_connection& c, std::string_view sql, std::size_t arg_count)
-            : conn_(c), sql_(sql) {
-            sqlite3* db = c.db_.handle();
-            if (auto it = c.statements_.find(sql);
-                it != c.statements_.end() && !sqlite3_stmt_busy(it->second)) {
-                stmt_ = it->second;
-            } else {
-                const char* tail = nullptr;
-                if (sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                       SQLITE_PREPARE_PERSISTENT, &stmt_, &tail) != SQLITE_OK)
-                    c.db_.fail(quoted(sql));
-                if (stmt_ == nullptr)
-                    throw std::invalid_argument("weft::es: no SQL statement in " + quoted(sql));
-                if (has_more(db, sql.substr(static_cast<std::size_t>(tail - sql.data())))) {
-                    sqlite3_finalize(stmt_);
-                    throw std::invalid_argument(
-                        "weft::es: several statements in one exec/query (use exec_script): " +
-                        quoted(sql));
-                }
-                if (it == c.statements_.end() && c.statements_.size() < k_max_cached)
-                    c.statements_.emplace(std::string(sql), stmt_);
-                else
-                    owned_ = true;
+    template <class T>
+    static void bind(detail::sqlite_statement& s, int i, const T& value) {
+        if constexpr (std::is_same_v<T, std::nullptr_t> || std::is_same_v<T, std::nullopt_t>) {
+            s.bind_null(i);
+        } else if constexpr (is_optional<T>::value) {
+            if (value)
+                bind(s, i, *value);
+            else
+                s.bind_null(i);
+        } else if constexpr (std::is_same_v<T, bool>) {
+            s.bind(i, std::int64_t{value ? 1 : 0});
+        } else if constexpr (std::is_integral_v<T>) {
+            if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+                if (value > static_cast<T>(std::numeric_limits<std::int64_t>::max()))
+                    throw std::out_of_range("weft::es: argument " + std::to_string(i) + " of " +
+                                            detail::sqlite_quoted(s.sql()) +
+                                            " does not fit a SQLite integer");
             }
-            const int wanted = sqlite3_bind_parameter_count(stmt_);
-            if (static_cast<std::size_t>(wanted) != arg_count) {
-                release();
-                throw std::invalid_argument("weft::es: " + quoted(sql) + " takes " +
-                                            std::to_string(wanted) + " arguments, given " +
-                                            std::to_string(arg_count));
-            }
+            s.bind(i, static_cast<std::int64_t>(value));
+        } else if constexpr (std::is_floating_point_v<T>) {
+            s.bind_double(i, static_cast<double>(value));
+        } else if constexpr (std::is_convertible_v<const T&, const char*>) {
+            const char* text = value;
+            if (text == nullptr)
+                s.bind_null(i);
+            else
+                s.bind(i, std::string_view(text));
+        } else {
+            static_assert(std::is_convertible_v<const T&, std::string_view>,
+                          "weft::es: an argument binds as an integer, bool, double, text, "
+                          "nullptr or std::optional of one");
+            // Not copied: the text outlives the statement's use, which ends before exec/query
+            // returns.
+            s.bind(i, std::string_view(value));
         }
-        statement(const statement&) = delete;
-        statement& operator=(const statement&) = delete;
-        ~statement() { release(); }
+    }
 
-        template <class... Args>
-        void bind_all(const Args&... args) {
-            int i = 0;
-            (bind(++i, args), ...);
+    template <class... Cols, std::size_t... I>
+    static std::tuple<Cols...> row(const detail::sqlite_statement& s, std::index_sequence<I...>) {
+        return std::tuple<Cols...>(column<Cols>(s, static_cast<int>(I))...);
+    }
+
+    template <class T>
+    static T column(const detail::sqlite_statement& s, int i) {
+        if constexpr (is_optional<T>::value) {
+            if (s.is_null(i))
+                return std::nullopt;
+            return column<typename T::value_type>(s, i);
+        } else if constexpr (std::is_same_v<T, bool>) {
+            return s.int64(i) != 0;
+        } else if constexpr (std::is_integral_v<T>) {
+            return static_cast<T>(s.int64(i));
+        } else if constexpr (std::is_floating_point_v<T>) {
+            return static_cast<T>(s.real(i));
+        } else {
+            static_assert(std::is_same_v<T, std::string>,
+                          "weft::es: a column reads as an integer, bool, double, "
+                          "std::string or std::optional of one");
+            return s.text(i);
         }
+    }
 
-        bool step() {
-            const int rc = sqlite3_step(stmt_);
-            if (rc == SQLITE_ROW)
-                return true;
-            if (rc == SQLITE_DONE)
-                return false;
-            conn_.db_.fail(quoted(sql_));
-        }
-
-        template <class... Cols, std::size_t... I>
-        std::tuple<Cols...> row(std::index_sequence<I...>) const {
-            return std::tuple<Cols...>(column<Cols>(static_cast<int>(I))...);
-        }
-
-        template <class T>
-        T column(int i) const {
-            if constexpr (is_optional<T>::value) {
-                if (sqlite3_column_type(stmt_, i) == SQLITE_NULL)
-                    return std::nullopt;
-                return column<typename T::value_type>(i);
-            } else if constexpr (std::is_same_v<T, bool>) {
-                return sqlite3_column_int64(stmt_, i) != 0;
-            } else if constexpr (std::is_integral_v<T>) {
-                return static_cast<T>(sqlite3_column_int64(stmt_, i));
-            } else if constexpr (std::is_floating_point_v<T>) {
-                return static_cast<T>(sqlite3_column_double(stmt_, i));
-            } else {
-                static_assert(std::is_same_v<T, std::string>,
-                              "weft::es: a column reads as an integer, bool, double, "
-                              "std::string or std::optional of one");
-                const auto* p = sqlite3_column_text(stmt_, i);
-                return p ? std::string(reinterpret_cast<const char*>(p),
-                                       static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i)))
-                         : std::string{};
-            }
-        }
-
-    private:
-        template <class T>
-        struct is_optional : std::false_type {};
-        template <class T>
-        struct is_optional<std::optional<T>> : std::true_type {};
-
-        // Whether `rest`, what follows the first statement, holds another one (not only
-        // blanks, semicolons or comments).
-        static bool has_more(sqlite3* db, std::string_view rest) noexcept {
-            if (rest.find_first_not_of(" \t\r\n;") == std::string_view::npos)
-                return false;
-            sqlite3_stmt* more = nullptr;
-            const int rc =
-                sqlite3_prepare_v2(db, rest.data(), static_cast<int>(rest.size()), &more, nullptr);
-            sqlite3_finalize(more);
-            return rc != SQLITE_OK || more != nullptr;
-        }
-
-        void release() noexcept {
-            if (stmt_ == nullptr)
-                return;
-            if (owned_) {
-                sqlite3_finalize(stmt_);
-            } else {
-                sqlite3_reset(stmt_);
-                sqlite3_clear_bindings(stmt_);
-            }
-            stmt_ = nullptr;
-        }
-
-        void check(int rc) const {
-            if (rc != SQLITE_OK)
-                conn_.db_.fail("bind for " + quoted(sql_));
-        }
-
-        template <class T>
-        void bind(int i, const T& value) {
-            if constexpr (std::is_same_v<T, std::nullptr_t> || std::is_same_v<T, std::nullopt_t>) {
-                check(sqlite3_bind_null(stmt_, i));
-            } else if constexpr (is_optional<T>::value) {
-                if (value)
-                    bind(i, *value);
-                else
-                    check(sqlite3_bind_null(stmt_, i));
-            } else if constexpr (std::is_same_v<T, bool>) {
-                check(sqlite3_bind_int64(stmt_, i, value ? 1 : 0));
-            } else if constexpr (std::is_integral_v<T>) {
-                if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
-                    if (value > static_cast<T>(std::numeric_limits<std::int64_t>::max()))
-                        throw std::out_of_range("weft::es: argument " + std::to_string(i) + " of " +
-                                                quoted(sql_) + " does not fit a SQLite integer");
-                }
-                check(sqlite3_bind_int64(stmt_, i, static_cast<std::int64_t>(value)));
-            } else if constexpr (std::is_floating_point_v<T>) {
-                check(sqlite3_bind_double(stmt_, i, static_cast<double>(value)));
-            } else if constexpr (std::is_convertible_v<const T&, const char*>) {
-                const char* text = value;
-                if (text == nullptr)
-                    check(sqlite3_bind_null(stmt_, i));
-                else
-                    bind(i, std::string_view(text));
-            } else {
-                static_assert(std::is_convertible_v<const T&, std::string_view>,
-                              "weft::es: an argument binds as an integer, bool, double, text, "
-                              "nullptr or std::optional of one");
-                const std::string_view text = value;
-                // An empty text binds '' (not NULL), also from a string_view with no data.
-                // SQLITE_STATIC: the text outlives the statement's use, which is reset before
-                // exec/query returns.
-                check(sqlite3_bind_text64(stmt_, i, text.data() ? text.data() : "", text.size(),
-                                          SQLITE_STATIC, SQLITE_UTF8));
-            }
-        }
-
-        sql_connection& conn_;
-        std::string_view sql_;
-        sqlite3_stmt* stmt_ = nullptr;
-        bool owned_ = false; // prepared for this use only: finalized, not reset
-    };
-
-    detail::sqlite_connection db_; // first: closed after the statements below are finalized
-    std::unordered_map<std::string, sqlite3_stmt*, string_hash, std::equal_to<>> statements_;
+    std::optional<detail::sqlite_connection> owned_; // empty for a view
+    detail::sqlite_connection& db_;                  // *owned_, or the viewed connection
 };
 
 class sqlite_read_model {
@@ -354,11 +250,10 @@ public:
     // untouched, if it is not a SQLite database (or is truncated or corrupt, cannot use WAL
     // mode, or is locked past busy_timeout).
     explicit sqlite_read_model(std::string path, sqlite_read_model_options options = {})
-        : path_(std::move(path)), options_(options) {
-        options_.reader_connections = std::max<std::size_t>(options_.reader_connections, 1);
+        : path_(std::move(path)), options_(options),
+          readers_(path_, options_.reader_connections, options_.busy_timeout) {
         writer_ =
             detail::sqlite_retry_while_busy(options_.busy_timeout, [this] { return open_model(); });
-        idle_readers_.reserve(options_.reader_connections); // give_back must not allocate
     }
     sqlite_read_model(const sqlite_read_model&) = delete;
     sqlite_read_model& operator=(const sqlite_read_model&) = delete;
@@ -395,8 +290,8 @@ public:
     // connection when all reader_connections are in use). Writes in fn fail (store_error).
     template <class Fn>
     std::invoke_result_t<Fn&, sql_connection&> read(Fn fn) const {
-        reader_lease lease(*this);
-        sql_connection& db = lease.db();
+        auto lease = readers_.borrow();
+        sql_connection db(lease.db());
         db.exec("BEGIN");
         // Declared after the lease, so it ends first: the snapshot closes, then the connection
         // goes back.
@@ -462,15 +357,12 @@ private:
         "attempts INTEGER NOT NULL, PRIMARY KEY(projection, position))";
     static constexpr std::string_view k_has_dead_letter_table =
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'weft_dead_letters'";
-    static constexpr std::string_view k_park =
-        "INSERT OR REPLACE INTO weft_dead_letters(projection, position, stream, version, "
-        "event_id, type, schema_version, payload, correlation_id, causation_id, metadata, "
-        "recorded_at, error, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-        "?13, ?14)";
-    static constexpr std::string_view k_load_dead_letters =
-        "SELECT position, stream, version, event_id, type, schema_version, payload, "
-        "correlation_id, causation_id, metadata, recorded_at, error, attempts "
-        "FROM weft_dead_letters WHERE projection = ?1 ORDER BY position";
+    static constexpr auto k_park = detail::sqlite_sql(
+        "INSERT OR REPLACE INTO weft_dead_letters(projection, ", detail::sqlite_event_columns,
+        ", error, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    static constexpr auto k_load_dead_letters = detail::sqlite_sql(
+        "SELECT ", detail::sqlite_event_columns,
+        ", error, attempts FROM weft_dead_letters WHERE projection = ?1 ORDER BY position");
     static constexpr std::string_view k_forget_dead_letter =
         "DELETE FROM weft_dead_letters WHERE projection = ?1 AND position = ?2";
     static constexpr std::string_view k_retried_dead_letter =
@@ -495,18 +387,14 @@ private:
         return static_cast<std::int64_t>(p);
     }
 
-    // The model's own connection, after looking at the file (as sqlite_store does: its shape,
-    // then a read-only connection) so that a file that is not a database stays as it is.
+    // The model's own connection, after looking at the file as sqlite_store does (its shape,
+    // then a read of the schema through a read-only connection: detail::sqlite_probe_file), so
+    // that a file that is not a database stays as it is.
     std::unique_ptr<sql_connection> open_model() const {
-        detail::sqlite_prepare_to_open(path_, options_.busy_timeout);
-        std::error_code ec;
-        if (std::filesystem::exists(path_, ec)) {
-            sql_connection probe(path_, SQLITE_OPEN_READONLY);
-            sqlite3_db_config(probe.native_handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-            sqlite3_busy_timeout(probe.native_handle(),
-                                 static_cast<int>(options_.busy_timeout.count()));
+        detail::sqlite_probe_file(path_, options_.busy_timeout, [](detail::sqlite_connection& c) {
+            sql_connection probe(c); // reports a failure as a query of sql_connection does
             (void)probe.query_value<std::int64_t>("SELECT count(*) FROM sqlite_master");
-        }
+        });
         auto db = open_writer(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
         const auto mode = db->query_value<std::string>("PRAGMA journal_mode = WAL");
         if (mode != "wal")
@@ -520,7 +408,7 @@ private:
     std::unique_ptr<sql_connection> open_writer(int flags) const {
         auto db = std::make_unique<sql_connection>(path_, flags);
         sqlite3_busy_timeout(db->native_handle(), static_cast<int>(options_.busy_timeout.count()));
-        db->exec(detail::synchronous_pragma(options_.durability));
+        db->exec(detail::sqlite_synchronous_pragma(options_.durability));
         return db;
     }
 
@@ -721,69 +609,13 @@ private:
         }
     };
 
-    // A reader connection on loan; goes back to the pool when the lease ends.
-    class reader_lease {
-    public:
-        explicit reader_lease(const sqlite_read_model& m) : model_(m), db_(m.borrow_reader()) {}
-        reader_lease(const reader_lease&) = delete;
-        reader_lease& operator=(const reader_lease&) = delete;
-        ~reader_lease() { model_.give_back(std::move(db_)); }
-        sql_connection& db() const noexcept { return *db_; }
-
-    private:
-        const sqlite_read_model& model_;
-        std::unique_ptr<sql_connection> db_;
-    };
-
-    // Blocks while all reader_connections are on loan.
-    std::unique_ptr<sql_connection> borrow_reader() const {
-        std::unique_lock lock(readers_mutex_);
-        for (;;) {
-            if (!idle_readers_.empty()) {
-                auto db = std::move(idle_readers_.back());
-                idle_readers_.pop_back();
-                return db;
-            }
-            if (open_readers_ < options_.reader_connections)
-                break;
-            reader_free_.wait(lock);
-        }
-        ++open_readers_;
-        lock.unlock();
-        try {
-            // Read-write, not read-only: a WAL reader may have to write the -shm index.
-            // query_only keeps it from writing the database.
-            auto db = std::make_unique<sql_connection>(path_, SQLITE_OPEN_READWRITE);
-            sqlite3_busy_timeout(db->native_handle(),
-                                 static_cast<int>(options_.busy_timeout.count()));
-            db->exec("PRAGMA query_only = 1");
-            return db;
-        } catch (...) {
-            lock.lock();
-            --open_readers_;
-            lock.unlock();
-            reader_free_.notify_one();
-            throw;
-        }
-    }
-    void give_back(std::unique_ptr<sql_connection> db) const noexcept {
-        {
-            std::lock_guard lock(readers_mutex_);
-            idle_readers_.push_back(std::move(db)); // reserved in the constructor
-        }
-        reader_free_.notify_one();
-    }
-
     std::string path_;
     sqlite_read_model_options options_;
 
     std::mutex writer_mutex_; // serializes write()
     std::unique_ptr<sql_connection> writer_;
 
-    mutable std::mutex readers_mutex_; // guards the two below
-    mutable std::condition_variable reader_free_;
-    mutable std::vector<std::unique_ptr<sql_connection>> idle_readers_;
-    mutable std::size_t open_readers_ = 0; // connections idle or on loan
+    detail::sqlite_reader_pool readers_; // for read()
 };
 
 } // namespace weft::es

@@ -169,22 +169,4 @@ concept event_store = requires(S& s, const S& cs, const std::string& stream,
     { cs.load_snapshot(stream) } -> std::same_as<std::optional<snapshot>>;
 };
 
-namespace detail {
-
-// The events of `events` that read_stream may show under `meta`, given the current time.
-inline bool visible(const stream_metadata& meta, const recorded_event& e, timestamp now) {
-    if (meta.truncate_before && e.version < *meta.truncate_before)
-        return false;
-    if (meta.max_age && e.recorded_at + *meta.max_age < now)
-        return false;
-    return true;
-}
-
-inline void check_stream_name(const std::string& stream) {
-    if (stream.empty())
-        throw invalid_append("weft::es: append to a stream with an empty name");
-}
-
-} // namespace detail
-
 } // namespace weft::es
