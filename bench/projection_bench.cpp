@@ -77,10 +77,10 @@ namespace {
 
 using weft::es::event_data;
 using weft::es::expected_version;
+using weft::es::function_target;
 using weft::es::log_position;
 using weft::es::memory_store;
 using weft::es::projection_options;
-using weft::es::projection_target;
 using weft::es::recorded_event;
 using clock_type = std::chrono::steady_clock;
 
@@ -316,7 +316,7 @@ void bm_fanout_weft(benchmark::State& state, bool partitioned) {
             o.partitions = k_partitions;
             const auto begin = clock_type::now();
             for (int k = 0; k < k_projections; ++k) {
-                projection_target t;
+                function_target t;
                 t.handle = models.handler(k);
                 runner.add("p" + std::to_string(k), std::move(t), o);
             }
@@ -349,7 +349,7 @@ double catch_up(Store& store, std::string& error) {
     std::atomic<std::int64_t> handled{0};
     weft::es::projection_runner runner(sched, store);
     const log_position head = store.head_position();
-    projection_target t;
+    function_target t;
     t.handle = [&](const recorded_event&) { handled.fetch_add(1, std::memory_order_relaxed); };
     const auto begin = clock_type::now();
     runner.add("count", std::move(t));
@@ -426,7 +426,7 @@ void bm_latency(benchmark::State& state) {
                 .count();
         };
         weft::es::projection_runner runner(sched, store);
-        projection_target t;
+        function_target t;
         t.handle = [&](const recorded_event& e) {
             {
                 std::lock_guard lock(mutex);

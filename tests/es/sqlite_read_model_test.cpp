@@ -78,8 +78,8 @@ void clear_balances(sql_connection& db) {
     db.exec("DELETE FROM balances");
 }
 
-weft::es::projection_target balances_target(sqlite_read_model& model,
-                                            const std::string& name = "balances") {
+sqlite_read_model::projection<true> balances_target(sqlite_read_model& model,
+                                                    const std::string& name = "balances") {
     return model.target(name, apply_deposit, clear_balances);
 }
 

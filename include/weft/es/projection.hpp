@@ -9,6 +9,11 @@
 //   auto r = bank.handle("alice", deposit{5'00}).get();
 //   runner.wait_for("balances", r.position);     // read your own write
 //
+// Targets: what a projection applies its events to is a projection_target (below): a class of
+// one's own with handle(e) and the optional members it needs (checkpoint, transactions, reset,
+// dead letters), sqlite_read_model::target(), or a function_target of lambdas, which
+// `{.handle = ...}` above builds in place.
+//
 // Order: events of one stream are always handled in log order. A partitioned projection handles
 // events of different streams in parallel (a stream's partition is a hash of its id), so its
 // handler must be safe to call for different streams at once (keyed_read_model is); the
@@ -42,6 +47,7 @@
 #include "../task.hpp"
 #include "../task_group.hpp"
 #include "../time.hpp"
+#include "detail/projection_target.hpp"
 #include "store.hpp"
 #include "subscription.hpp"
 
@@ -112,27 +118,79 @@ struct dead_letter {
     std::size_t attempts = 0; // how many times it was tried
 };
 
-// What a projection does with an event, and where its checkpoint lives. Only `handle` is
-// required; a null checkpoint pair keeps the checkpoint in the runner's memory.
-struct projection_target {
-    std::function<void(const recorded_event&)> handle{}; // may throw: retried, see above
-    std::function<log_position()> load_checkpoint{};     // where to resume (called by add())
-    std::function<void(log_position)> save_checkpoint{}; // after a batch, without transactions
-    // Transactions: begin_batch before a batch, commit_batch(checkpoint) to commit the batch's
-    // changes and its checkpoint at once, rollback_batch when the batch is abandoned.
+// What a projection does with its events, and where its checkpoint and dead letters live: a
+// type with a member handle(e), and any of the optional members below. The runner finds at
+// compile time which ones a type has; where one is absent it does that part itself, as said.
+// A member of one of these names that the runner cannot call as written here is a compile
+// error, not a member left unused. sqlite_read_model::target() returns a target with every
+// member; function_target builds one from std::functions (lambdas).
+//
+// Threads: the runner calls a target's members one at a time, from the task that runs its
+// projection on the scheduler (on a worker thread), except where said otherwise below and for
+// a partitioned projection, which calls handle (and park) for different streams at once.
+//
+//   void handle(const recorded_event& e);                                  (required)
+//       Applies e to the read model. A stream's events come in log order. A throw is a failed try:
+//       the runner tries again after a back-off, then parks e as a dead letter or fails the
+//       projection (projection_options::on_failure). With transactions, a throw must leave the open
+//       transaction as it found it (sqlite_read_model runs each call in a SAVEPOINT): the runner
+//       may commit it without e.
+//   log_position load_checkpoint();
+//       Where to resume: every event up to it is handled. Called by add(), on its thread,
+//       before the projection starts; a throw leaves add() (nothing is added). Absent: 0.
+//   void save_checkpoint(log_position p);
+//       Without transactions: called after each batch, every event up to p being handled (or
+//       parked). A throw fails the projection. Absent: the checkpoint lives in the runner's
+//       memory only. Not called for a target with transactions (commit_batch stores it).
+//   void begin_batch();  void commit_batch(log_position p);  void rollback_batch();
+//       Transactions: all three or none. begin_batch opens one before a batch, or before the
+//       next part of one (the runner commits a batch in parts around back-offs and after
+//       max_batch_time; see the top of this file). commit_batch(p) commits the changes since
+//       begin_batch, the dead letters parked in it and the checkpoint p, all at once: each event
+//       then takes effect exactly once, also across a crash. rollback_batch undoes everything
+//       since begin_batch, parked dead letters included (a stop during a back-off, a failed
+//       try before its back-off, a failed commit). A throw from begin_batch or commit_batch
+//       fails the projection (commit_batch's after a rollback_batch); one from rollback_batch
+//       is ignored.
+//   void reset(log_position from);
+//       For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
+//       from = 0), store `from` as the checkpoint and drop the stored dead letters. Called on
+//       rebuild()'s thread while the projection is stopped; a throw leaves rebuild() and the
+//       projection stopped. Absent: rebuild() throws projection_error.
+//   void park(const dead_letter& d);
+//       Stores a dead letter inside the batch's transaction, so that it commits with the
+//       checkpoint that passes its event (or rolls back with the batch). A throw fails the
+//       projection.
+//   std::vector<dead_letter> load_dead_letters();
+//       The stored dead letters. Called by add(), on its thread, after load_checkpoint; a throw
+//       leaves add().
+//   void retry_dead_letter(const recorded_event& e);
+//       For retry_dead_letters(), on its thread while the projection is stopped: handles e
+//       again and, in the same transaction, forgets its stored dead letter. A throw means it
+//       failed again: note the try (its attempts and error) and rethrow. Absent: handle(e).
+//   With park and load_dead_letters, no dead letter is lost or doubled across a restart.
+//   Without them the dead letters live in the runner's memory only: a restart loses them
+//   (their events are behind the checkpoint, so they are not met again).
+template <class T>
+concept projection_target = requires(T& t, const recorded_event& e) {
+    t.handle(e);
+    requires detail::target_transactions_whole<T>; // the three batch members: all or none
+    requires detail::target_members_fit<T>; // an optional member: callable as above, or absent
+};
+
+// A projection_target made of std::functions, for targets built from lambdas in place:
+//   runner.add("balances", {.handle = [&](const weft::es::recorded_event& e) { ... }});
+// Each member is the one of the same name above; a null member is absent (add() has an
+// overload for function_target that reads them so, and throws projection_error when `handle`
+// is null or the transaction members are not all set or all null).
+struct function_target {
+    std::function<void(const recorded_event&)> handle{};
+    std::function<log_position()> load_checkpoint{};
+    std::function<void(log_position)> save_checkpoint{};
     std::function<void()> begin_batch{};
     std::function<void(log_position)> commit_batch{};
     std::function<void()> rollback_batch{};
-    // For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
-    // from = 0) and store `from` as the checkpoint.
     std::function<void(log_position from)> reset{};
-    // Dead letters kept with the checkpoint, so that none is lost or doubled across a restart:
-    // park(d) stores one inside the batch's transaction (it commits with the checkpoint that
-    // passes its event); load_dead_letters() returns them for add(); retry_dead_letter(e)
-    // handles one again for retry_dead_letters() and, in the same transaction, forgets it
-    // (or, when the handler throws again, notes the try and rethrows). reset must clear them.
-    // A target without these has its dead letters in the runner's memory only: a restart
-    // loses them (their events are behind the checkpoint, so they are not met again).
     std::function<void(const dead_letter&)> park{};
     std::function<std::vector<dead_letter>()> load_dead_letters{};
     std::function<void(const recorded_event&)> retry_dead_letter{};
@@ -165,27 +223,46 @@ public:
     // Stops every projection (each finishes the event it is handling; see stop()).
     ~projection_runner() { stop_all(); }
 
-    // Adds the projection `name` and starts it from its checkpoint (target.load_checkpoint(),
-    // or 0). Throws projection_error if the name is taken or the target has no handler.
-    void add(std::string name, projection_target target, projection_options options = {}) {
+    // Adds the projection `name` over `target` and starts it from its checkpoint
+    // (target.load_checkpoint(), or 0). Target: a projection_target (a type that is not one
+    // fails to compile, with a message saying why), kept by the runner as long as the
+    // projection; or std::ref(t) for a t that the caller keeps alive longer (a read model the
+    // caller queries, or one that cannot be copied). Throws projection_error if the name is
+    // taken, and what load_checkpoint or load_dead_letters throws.
+    template <class Target>
+    void add(std::string name, Target target, projection_options options = {}) {
+        using object = std::remove_reference_t<std::unwrap_reference_t<Target>>; // of std::ref
+        if constexpr (std::same_as<std::remove_cv_t<object>, function_target>) {
+            add(std::move(name), function_target(target), std::move(options)); // null: absent
+        } else {
+            detail::check_target<object>(); // a static_assert per rule, each with a message
+            if constexpr (projection_target<object>) {
+                std::shared_ptr<object> owned;
+                object* self = nullptr;
+                if constexpr (std::same_as<object, Target>) {
+                    owned = std::make_shared<object>(std::move(target));
+                    self = owned.get();
+                } else {
+                    self = &target.get();
+                }
+                insert(std::move(name), erase(*self), std::move(owned), std::move(options));
+            }
+        }
+    }
+    // The same for a function_target, also spelled in place: {.handle = ..., .reset = ...}.
+    // Its null members are absent. Throws projection_error also if `handle` is null or only
+    // some of begin_batch, commit_batch and rollback_batch are set.
+    void add(std::string name, function_target target, projection_options options = {}) {
         if (!target.handle)
             throw projection_error("weft::es: projection " + name + " has no handler");
-        auto p = std::make_shared<projection>();
-        p->name = name;
-        p->target = std::move(target);
-        p->options = std::move(options);
-        p->options.partitions = std::max<std::size_t>(p->options.partitions, 1);
-        p->options.batch = std::max<std::size_t>(p->options.batch, 1);
-        p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
-        p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
-        if (p->target.load_dead_letters)
-            p->dead = p->target.load_dead_letters();
-        {
-            std::lock_guard lock(mutex_);
-            if (!projections_.emplace(name, p).second)
-                throw projection_error("weft::es: projection " + name + " added twice");
-        }
-        start(name);
+        // projection_target's rule for transactions, found at run time here.
+        const bool begins = static_cast<bool>(target.begin_batch);
+        if (begins != static_cast<bool>(target.commit_batch) ||
+            begins != static_cast<bool>(target.rollback_batch))
+            throw projection_error("weft::es: projection " + name +
+                                   " has one of begin_batch, commit_batch, rollback_batch but "
+                                   "not all three");
+        insert(std::move(name), std::move(target), nullptr, std::move(options));
     }
 
     // Control calls (start, stop, stop_all, rebuild, retry_dead_letters) may be made from any
@@ -371,7 +448,10 @@ public:
 private:
     struct projection {
         std::string name;
-        projection_target target;
+        // The target's members, null where absent. For a target add() was given as a type of
+        // its own, they call `object` (or the caller's object, for std::ref).
+        function_target target;
+        std::shared_ptr<void> object;
         projection_options options;
         // Publishes progress_base + checkpoint, for wait_for. Its head only rises, so a rebuild,
         // which takes the checkpoint back, adds the old checkpoint to progress_base: else
@@ -410,6 +490,60 @@ private:
         if (it == projections_.end())
             throw projection_error("weft::es: no projection named " + name);
         return it->second;
+    }
+
+    // add()'s common part: keeps the target (and the object its members call) and starts the
+    // projection from its checkpoint.
+    void insert(std::string name, function_target target, std::shared_ptr<void> object,
+                projection_options options) {
+        auto p = std::make_shared<projection>();
+        p->name = name;
+        p->target = std::move(target);
+        p->object = std::move(object);
+        p->options = std::move(options);
+        p->options.partitions = std::max<std::size_t>(p->options.partitions, 1);
+        p->options.batch = std::max<std::size_t>(p->options.batch, 1);
+        p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
+        p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
+        if (p->target.load_dead_letters)
+            p->dead = p->target.load_dead_letters();
+        {
+            std::lock_guard lock(mutex_);
+            if (!projections_.emplace(name, p).second)
+                throw projection_error("weft::es: projection " + name + " added twice");
+        }
+        start(name);
+    }
+
+    // The type erasure: T's members as a function_target's std::functions, each calling `t`,
+    // the ones T lacks left null. A lambda holding one pointer fits std::function's own
+    // storage, so this allocates nothing, and a call through it is one indirect call, as for
+    // any function_target: the handler's cost per event is the same for both.
+    template <class T>
+    static function_target erase(T& t) {
+        T* self = &t;
+        function_target f;
+        f.handle = [self](const recorded_event& e) { self->handle(e); };
+        if constexpr (detail::target_has_load_checkpoint<T>)
+            f.load_checkpoint = [self]() -> log_position { return self->load_checkpoint(); };
+        if constexpr (detail::target_has_save_checkpoint<T>)
+            f.save_checkpoint = [self](log_position p) { self->save_checkpoint(p); };
+        if constexpr (detail::target_has_transactions<T>) {
+            f.begin_batch = [self] { self->begin_batch(); };
+            f.commit_batch = [self](log_position p) { self->commit_batch(p); };
+            f.rollback_batch = [self] { self->rollback_batch(); };
+        }
+        if constexpr (detail::target_has_reset<T>)
+            f.reset = [self](log_position from) { self->reset(from); };
+        if constexpr (detail::target_has_park<T>)
+            f.park = [self](const dead_letter& d) { self->park(d); };
+        if constexpr (detail::target_has_load_dead_letters<T>)
+            f.load_dead_letters = [self]() -> std::vector<dead_letter> {
+                return self->load_dead_letters();
+            };
+        if constexpr (detail::target_has_retry_dead_letter<T>)
+            f.retry_dead_letter = [self](const recorded_event& e) { self->retry_dead_letter(e); };
+        return f;
     }
 
     // true: reached; false: will not be (stopped/failed); nullopt: keep waiting, for progress
@@ -641,7 +775,7 @@ private:
     // together (or saves the checkpoint, without transactions), then publishes the checkpoint.
     // false: it failed, and the projection with it.
     bool commit(projection& p, batch_progress& b) {
-        const projection_target& t = p.target;
+        const function_target& t = p.target;
         try {
             if (t.commit_batch) {
                 if (b.open)
