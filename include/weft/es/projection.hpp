@@ -662,6 +662,7 @@ private:
     // What a batch has done and not committed yet, and whether a transaction is open.
     struct batch_progress {
         bool open = false;               // between begin_batch and commit_batch/rollback_batch
+        bool over = false;               // a begin or commit failed, and the projection with it
         log_position done = 0;           // the batch's events up to here are handled (or parked)
         std::vector<dead_letter> parked; // parked since the last commit; under p.mutex
         std::chrono::steady_clock::time_point since{}; // when the open transaction began
@@ -672,108 +673,155 @@ private:
     // tries again at most 25 ms apart in its first 100 ms, so one of its tries falls in here.
     static constexpr std::chrono::milliseconds k_lock_pause{25};
 
-    // The batch's events, handled in a transaction when the target has them. Not partitioned,
-    // such a target never keeps its transaction open across a back-off (the events before the
-    // failing one commit first) nor much past max_batch_time (the events so far commit, and
-    // the rest go on in a new transaction after k_lock_pause): a SQLite target's transaction
-    // holds the file's write lock, which the store's appends need when the file is shared.
+    // One batch: opens a transaction (when the target has them), handles the events in the
+    // sequential or the partitioned step, and ends in the commit step. handled: every event
+    // took effect or was parked, and that is committed; failed: the projection failed (see its
+    // error), what came before the failure is committed; abandoned: a stop came while waiting
+    // (a back-off, a lock pause), and what is not committed is handled again after a start.
     task<outcome> handle_batch(projection& p, const std::vector<recorded_event>& batch) {
         batch_progress b;
         {
             std::lock_guard lock(p.mutex);
             b.done = p.checkpoint;
         }
-        if (std::optional<std::string> error = begin(p, b))
-            co_return fail(p, std::move(*error));
+        if (!begin(p, b))
+            co_return outcome::failed;
         outcome result = outcome::handled;
-        if (!p.options.partitioned || p.options.partitions == 1) {
-            const bool cut = static_cast<bool>(p.target.begin_batch); // commit in parts
-            for (const recorded_event& e : batch) {
-                if (std::optional<std::string> error = try_handle(p, e)) {
-                    if (cut && !commit(p, b)) // the events before e, so no lock while backing off
-                        co_return outcome::failed;
-                    result = co_await retry_event(p, e, std::move(*error), b, cut);
-                    if (result != outcome::handled)
-                        break;
-                }
-                b.done = e.position;
-                if (cut && &e != &batch.back() &&
-                    std::chrono::steady_clock::now() - b.since >= p.options.max_batch_time) {
-                    if (!commit(p, b))
-                        co_return outcome::failed;
-                    co_await sleep_for(k_lock_pause);
-                    if (stop_requested(p))
-                        co_return outcome::abandoned; // the rest is handled after a start
-                    if (std::optional<std::string> error = begin(p, b))
-                        co_return fail(p, std::move(*error));
-                }
+        if (!p.options.partitioned || p.options.partitions == 1)
+            result = co_await handle_in_order(p, batch, b);
+        else
+            result = co_await handle_partitioned(p, batch, b);
+        co_return finish_batch(p, b, result);
+    }
+
+    // The sequential step: the events in log order, each handled (or retried, then parked)
+    // before the next, b.done following. With transactions it keeps the write lock a SQLite
+    // target's transaction holds (which the store's appends need when the file is shared) only
+    // briefly: the events before a failing one commit before its first back-off (its retries
+    // then take transactions of their own, see retry_event), and once the handlers have run
+    // for max_batch_time, the part done commits and the rest waits in pause_for_writers.
+    // Returns handled, failed (policy stop: b.done is the event before; or b.over) or
+    // abandoned; what is not committed is left to the commit step.
+    task<outcome> handle_in_order(projection& p, const std::vector<recorded_event>& batch,
+                                  batch_progress& b) {
+        const bool cut = static_cast<bool>(p.target.begin_batch); // commit in parts
+        for (const recorded_event& e : batch) {
+            if (std::optional<std::string> error = try_handle(p, e)) {
+                if (cut && !commit(p, b)) // the events before e, so no lock while backing off
+                    co_return outcome::failed;
+                const outcome o = co_await retry_event(p, e, std::move(*error), b, cut);
+                if (o != outcome::handled)
+                    co_return o;
             }
-        } else {
-            // Streams to partitions, each partition in log order; all partitions in parallel,
-            // in one transaction (kept across back-offs: partitions cannot commit apart).
-            std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
-            for (const recorded_event& e : batch)
-                parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
-            std::vector<outcome> outcomes(parts.size(), outcome::handled);
-            std::vector<log_position> first_bad(parts.size(), 0);
-            task_group group(scheduler_);
-            for (std::size_t i = 0; i < parts.size(); ++i) {
-                if (parts[i].empty())
-                    continue;
-                group.spawn([this, &p, &parts, &outcomes, &first_bad, &b, i]() -> task<void> {
-                    for (const recorded_event* e : parts[i]) {
-                        std::optional<std::string> error = try_handle(p, *e);
-                        if (!error)
-                            continue;
-                        const outcome o = co_await retry_event(p, *e, std::move(*error), b, false);
-                        if (o != outcome::handled) {
-                            outcomes[i] = o;
-                            first_bad[i] = e->position;
-                            co_return;
-                        }
-                    }
-                });
-            }
-            co_await group.wait();
-            b.done = batch.back().position;
-            for (std::size_t i = 0; i < parts.size(); ++i) {
-                if (outcomes[i] == outcome::handled)
-                    continue;
-                // Later events of other partitions were handled too: they will be handled
-                // again after a restart (partitioned targets are at-least-once).
-                if (outcomes[i] == outcome::failed || result == outcome::handled)
-                    result = outcomes[i];
-                b.done = std::min(b.done, first_bad[i] - 1);
+            b.done = e.position;
+            if (cut && &e != &batch.back() &&
+                std::chrono::steady_clock::now() - b.since >= p.options.max_batch_time) {
+                const outcome o = co_await pause_for_writers(p, b);
+                if (o != outcome::handled)
+                    co_return o;
             }
         }
-        if (result == outcome::abandoned && p.target.rollback_batch) {
-            roll_back(p, b); // its dead letters too: their events will be met again
-            co_return result;
-        }
+        co_return outcome::handled;
+    }
+
+    // Commits the part of the batch done so far, leaves the write lock free for k_lock_pause
+    // and opens a new transaction for the rest. handled: go on; failed: b.over; abandoned: a
+    // stop came during the pause (the rest is handled after a start).
+    task<outcome> pause_for_writers(projection& p, batch_progress& b) {
         if (!commit(p, b))
             co_return outcome::failed;
+        co_await sleep_for(k_lock_pause);
+        if (stop_requested(p))
+            co_return outcome::abandoned;
+        co_return begin(p, b) ? outcome::handled : outcome::failed;
+    }
+
+    // The partitioned step: streams to partitions (a hash of the stream's id), each partition
+    // in log order, all partitions at once, in the batch's one transaction, which stays open
+    // across back-offs (partitions cannot commit apart). Returns handled (b.done: the batch's
+    // last event) or the partitions' worst outcome, failed before abandoned; b.done then stops
+    // before the first event a partition did not get past. Later events of other partitions
+    // were handled too: after a restart they are handled again (at least once).
+    task<outcome> handle_partitioned(projection& p, const std::vector<recorded_event>& batch,
+                                     batch_progress& b) {
+        std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
+        for (const recorded_event& e : batch)
+            parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
+        std::vector<outcome> outcomes(parts.size(), outcome::handled);
+        std::vector<log_position> stopped_at(parts.size(), 0);
+        task_group group(scheduler_);
+        for (std::size_t i = 0; i < parts.size(); ++i)
+            if (!parts[i].empty())
+                group.spawn(handle_partition(p, parts[i], b, outcomes[i], stopped_at[i]));
+        co_await group.wait();
+        outcome result = outcome::handled;
+        b.done = batch.back().position;
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            if (outcomes[i] == outcome::handled)
+                continue;
+            if (outcomes[i] == outcome::failed || result == outcome::handled)
+                result = outcomes[i];
+            b.done = std::min(b.done, stopped_at[i] - 1);
+        }
         co_return result;
     }
 
-    // Opens the target's transaction, if it has them: nothing, or the error.
-    static std::optional<std::string> begin(projection& p, batch_progress& b) {
+    // One partition's events in order, until one ends other than handled: its outcome goes to
+    // `result` and its position to `stopped_at`.
+    task<void> handle_partition(projection& p, const std::vector<const recorded_event*>& events,
+                                batch_progress& b, outcome& result, log_position& stopped_at) {
+        for (const recorded_event* e : events) {
+            std::optional<std::string> error = try_handle(p, *e);
+            if (!error)
+                continue;
+            const outcome o = co_await retry_event(p, *e, std::move(*error), b, false);
+            if (o != outcome::handled) {
+                result = o;
+                stopped_at = e->position;
+                co_return;
+            }
+        }
+    }
+
+    // The commit step: ends the batch as its step left it. Commits what is done (up to
+    // b.done, with the dead letters parked since the last commit) unless a begin or commit
+    // failed (b.over: nothing is left to commit) or the batch was abandoned and the target can
+    // roll it back (its dead letters too: their events will be met again). Returns the step's
+    // outcome, or failed when the commit fails.
+    outcome finish_batch(projection& p, batch_progress& b, outcome result) {
+        if (b.over)
+            return outcome::failed;
+        if (result == outcome::abandoned && p.target.rollback_batch) {
+            roll_back(p, b);
+            return result;
+        }
+        return commit(p, b) ? result : outcome::failed;
+    }
+
+    // Opens the target's transaction, if it has them. false: that failed, and the projection
+    // with it (b.over).
+    bool begin(projection& p, batch_progress& b) {
         if (!p.target.begin_batch)
-            return std::nullopt;
+            return true;
+        std::string error;
         try {
             p.target.begin_batch();
+            b.open = true;
+            b.since = std::chrono::steady_clock::now();
+            return true;
         } catch (const std::exception& e) {
-            return std::string("begin_batch failed: ") + e.what();
+            error = e.what();
         } catch (...) {
-            return std::string("begin_batch failed: unknown exception");
+            error = "unknown exception";
         }
-        b.open = true;
-        b.since = std::chrono::steady_clock::now();
-        return std::nullopt;
+        b.over = true;
+        fail(p, "begin_batch failed: " + error);
+        return false;
     }
 
     // Commits the batch up to b.done: its changes, its parked dead letters and the checkpoint
     // together (or saves the checkpoint, without transactions), then publishes the checkpoint.
-    // false: it failed, and the projection with it.
+    // false: it failed (rolled back), and the projection with it (b.over).
     bool commit(projection& p, batch_progress& b) {
         const function_target& t = p.target;
         try {
@@ -785,6 +833,7 @@ private:
             }
         } catch (const std::exception& e) {
             roll_back(p, b);
+            b.over = true;
             fail(p, "checkpoint at " + std::to_string(b.done) + " failed: " + e.what());
             return false;
         }
@@ -848,10 +897,8 @@ private:
         auto backoff = p.options.first_backoff;
         for (std::size_t attempt = 1;; ++attempt) {
             if (attempt > 1) {
-                if (own_transactions) {
-                    if (std::optional<std::string> failed = begin(p, b))
-                        co_return fail(p, std::move(*failed));
-                }
+                if (own_transactions && !begin(p, b))
+                    co_return outcome::failed;
                 std::optional<std::string> again = try_handle(p, e);
                 if (!again)
                     co_return outcome::handled;
@@ -859,10 +906,8 @@ private:
             }
             if (attempt >= p.options.max_attempts) {
                 if (p.options.on_failure == failure_policy::dead_letter) {
-                    if (own_transactions && !b.open) {
-                        if (std::optional<std::string> failed = begin(p, b))
-                            co_return fail(p, std::move(*failed));
-                    }
+                    if (own_transactions && !b.open && !begin(p, b))
+                        co_return outcome::failed;
                     dead_letter d{e, std::move(error), attempt};
                     if (p.target.park) {
                         try {
