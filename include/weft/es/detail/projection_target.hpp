@@ -29,15 +29,9 @@ concept target_has_save_checkpoint = requires(T& t, log_position p) {
     t.save_checkpoint(p);
 };
 template <class T>
-concept target_has_begin_batch = requires(T& t) {
+concept target_has_transactions = requires(T& t, log_position p) {
     t.begin_batch();
-};
-template <class T>
-concept target_has_commit_batch = requires(T& t, log_position p) {
     t.commit_batch(p);
-};
-template <class T>
-concept target_has_rollback_batch = requires(T& t) {
     t.rollback_batch();
 };
 template <class T>
@@ -58,24 +52,20 @@ concept target_has_retry_dead_letter = requires(T& t, const recorded_event& e) {
 };
 
 // The transaction members come all three or none: a begin without a commit would leave every
-// batch open, a commit without a begin would commit what the handlers did not do in it.
-template <class T>
-concept target_has_transactions =
-    target_has_begin_batch<T> && target_has_commit_batch<T> && target_has_rollback_batch<T>;
+// batch open, a commit without a begin would commit what the handlers did not do in it. So a
+// member of one of their names (probed as &T::name) makes a target need all three.
 template <class T>
 concept target_transactions_whole = target_has_transactions<T> ||
-    (!target_has_begin_batch<T> && !target_has_commit_batch<T> && !target_has_rollback_batch<T>);
+    !((requires { &T::begin_batch; }) || (requires { &T::commit_batch; }) ||
+      (requires { &T::rollback_batch; }));
 
-// Each optional member is callable as documented, or there is no member of its name (probed as
-// &T::name, which overloaded and template members escape: those are found by the call alone).
-// Otherwise a slip in a signature would leave the member unused, silently.
+// Each other optional member is callable as documented, or there is no member of its name
+// (probed as &T::name, which overloaded and template members escape: those are found by the
+// call alone). Otherwise a slip in a signature would leave the member unused, silently.
 template <class T>
 concept target_members_fit =
     (target_has_load_checkpoint<T> || !requires { &T::load_checkpoint; }) &&
     (target_has_save_checkpoint<T> || !requires { &T::save_checkpoint; }) &&
-    (target_has_begin_batch<T> || !requires { &T::begin_batch; }) &&
-    (target_has_commit_batch<T> || !requires { &T::commit_batch; }) &&
-    (target_has_rollback_batch<T> || !requires { &T::rollback_batch; }) &&
     (target_has_reset<T> || !requires { &T::reset; }) &&
     (target_has_park<T> || !requires { &T::park; }) &&
     (target_has_load_dead_letters<T> || !requires { &T::load_dead_letters; }) &&
