@@ -134,7 +134,8 @@ struct dead_letter {
 //       the runner tries again after a back-off, then parks e as a dead letter or fails the
 //       projection (projection_options::on_failure). With transactions, a throw must leave the open
 //       transaction as it found it (sqlite_read_model runs each call in a SAVEPOINT): the runner
-//       may commit it without e.
+//       may commit it without e. Without retry_dead_letter, retry_dead_letters() calls it too,
+//       on its own thread while the projection is stopped.
 //   log_position load_checkpoint();
 //       Where to resume: every event up to it is handled. Called by add(), on its thread,
 //       before the projection starts; a throw leaves add() (nothing is added). Absent: 0.
