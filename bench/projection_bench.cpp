@@ -15,6 +15,10 @@
 //       holding N events: memory (E events, the store above) and sqlite (--sqlite_events=N,
 //       default 100000; a sqlite_store in a temp file, filled before the timing with
 //       durability off; only when CMake found SQLite3). events_per_second is the catch-up rate.
+//   catchup/memory_class/events:E
+//       catchup/memory with the counting handler in a class of its own (a projection_target
+//       that add() erases) instead of a function_target: the same work, so the two rows show
+//       what the erasure costs per event (nothing, it should be).
 //   latency/memory/rate:R/events:N
 //       a writer appends N events (--latency_events=N, default 40000), one per append, at a
 //       steady R per second (--rate=R, default 20000) to k_streams streams while a projection
@@ -77,10 +81,10 @@ namespace {
 
 using weft::es::event_data;
 using weft::es::expected_version;
+using weft::es::function_target;
 using weft::es::log_position;
 using weft::es::memory_store;
 using weft::es::projection_options;
-using weft::es::projection_target;
 using weft::es::recorded_event;
 using clock_type = std::chrono::steady_clock;
 
@@ -316,7 +320,7 @@ void bm_fanout_weft(benchmark::State& state, bool partitioned) {
             o.partitions = k_partitions;
             const auto begin = clock_type::now();
             for (int k = 0; k < k_projections; ++k) {
-                projection_target t;
+                function_target t;
                 t.handle = models.handler(k);
                 runner.add("p" + std::to_string(k), std::move(t), o);
             }
@@ -342,17 +346,27 @@ void bm_fanout_weft(benchmark::State& state, bool partitioned) {
 
 // --- catchup/ -----------------------------------------------------------------------------
 
-// One projection with a counting handler from 0 to the head of `store`; the seconds it took.
+// The counting handler as a class: a projection_target with handle alone.
+struct counting_target {
+    std::atomic<std::int64_t>* handled;
+    void handle(const recorded_event&) { handled->fetch_add(1, std::memory_order_relaxed); }
+};
+
+// One projection with a counting handler from 0 to the head of `store` (a function_target, or
+// with `as_class` a counting_target); the seconds it took.
 template <class Store>
-double catch_up(Store& store, std::string& error) {
+double catch_up(Store& store, std::string& error, bool as_class = false) {
     weft::scheduler sched;
     std::atomic<std::int64_t> handled{0};
     weft::es::projection_runner runner(sched, store);
     const log_position head = store.head_position();
-    projection_target t;
+    function_target t;
     t.handle = [&](const recorded_event&) { handled.fetch_add(1, std::memory_order_relaxed); };
     const auto begin = clock_type::now();
-    runner.add("count", std::move(t));
+    if (as_class)
+        runner.add("count", counting_target{&handled});
+    else
+        runner.add("count", std::move(t));
     if (!runner.wait_for("count", head, k_patience))
         error = "did not reach the head: " + runner.status("count").error;
     const double seconds = seconds_since(begin);
@@ -361,13 +375,13 @@ double catch_up(Store& store, std::string& error) {
     return seconds;
 }
 
-void bm_catchup_memory(benchmark::State& state) {
+void bm_catchup_memory(benchmark::State& state, bool as_class) {
     std::string error;
     double seconds = 0;
     try {
         shared_store& shared = fanout_store();
         for (auto _ : state) {
-            seconds = catch_up(shared.store, error);
+            seconds = catch_up(shared.store, error, as_class);
             state.SetIterationTime(seconds);
         }
     } catch (const std::exception& e) {
@@ -426,7 +440,7 @@ void bm_latency(benchmark::State& state) {
                 .count();
         };
         weft::es::projection_runner runner(sched, store);
-        projection_target t;
+        function_target t;
         t.handle = [&](const recorded_event& e) {
             {
                 std::lock_guard lock(mutex);
@@ -540,7 +554,12 @@ void register_benchmarks() {
     add_once("fanout/weft_partitioned", [](benchmark::State& s) { bm_fanout_weft(s, true); })
         ->ArgNames({"projections", "partitions", "events"})
         ->Args({k_projections, static_cast<std::int64_t>(k_partitions), g_events});
-    add_once("catchup/memory", bm_catchup_memory)->ArgName("events")->Arg(g_events);
+    add_once("catchup/memory", [](benchmark::State& s) { bm_catchup_memory(s, false); })
+        ->ArgName("events")
+        ->Arg(g_events);
+    add_once("catchup/memory_class", [](benchmark::State& s) { bm_catchup_memory(s, true); })
+        ->ArgName("events")
+        ->Arg(g_events);
 #if WEFT_HAVE_SQLITE
     add_once("catchup/sqlite", bm_catchup_sqlite)->ArgName("events")->Arg(g_sqlite_events);
 #endif

@@ -36,11 +36,11 @@
 
 using weft::es::event_data;
 using weft::es::expected_version;
+using weft::es::function_target;
 using weft::es::log_position;
 using weft::es::memory_store;
 using weft::es::projection_options;
 using weft::es::projection_state;
-using weft::es::projection_target;
 using weft::es::recorded_event;
 using runner_type = weft::es::projection_runner<memory_store>;
 using namespace std::chrono_literals;
@@ -105,8 +105,8 @@ struct transactional_model {
     std::int64_t overlapping_batches = 0; // begin_batch while a batch is open
     std::int64_t resets_in_batch = 0;     // reset while a batch is open
 
-    projection_target target(std::function<void(const recorded_event&)> check) {
-        projection_target t;
+    function_target target(std::function<void(const recorded_event&)> check) {
+        function_target t;
         t.handle = [this, check = std::move(check)](const recorded_event& e) {
             check(e); // may throw: nothing of e is staged then
             std::lock_guard lock(mutex);
@@ -187,7 +187,7 @@ TEST_CASE("control calls from several threads in any order all return, and every
         runner.add("tx", tx.target(poison), o);
     }
     {
-        projection_target t;
+        function_target t;
         t.handle = [&](const recorded_event& e) {
             poison(e);
             mem.add(e.position);
@@ -348,7 +348,7 @@ struct held_rebuild {
     runner_type runner{sched, store};
 
     held_rebuild() {
-        projection_target t;
+        function_target t;
         t.handle = [this](const recorded_event& e) {
             if (e.position == 50 && hold_at_50.load()) {
                 at_50.store(true);
@@ -455,7 +455,7 @@ TEST_CASE("wait_for during retry_dead_letters waits for the restarted run and re
     memory_store store;
     const log_position head = fill(store, 10);
     std::atomic<bool> broken{true}, in_retry{false}, release_retry{false};
-    projection_target t;
+    function_target t;
     t.handle = [&](const recorded_event& e) {
         if (e.position != 5)
             return;

@@ -40,12 +40,12 @@ using weft::es::dead_letter;
 using weft::es::event_data;
 using weft::es::expected_version;
 using weft::es::failure_policy;
+using weft::es::function_target;
 using weft::es::log_position;
 using weft::es::memory_store;
 using weft::es::projection_error;
 using weft::es::projection_options;
 using weft::es::projection_state;
-using weft::es::projection_target;
 using weft::es::recorded_event;
 using runner_type = weft::es::projection_runner<memory_store>;
 using namespace std::chrono_literals;
@@ -135,8 +135,8 @@ private:
     std::thread thread_;
 };
 
-projection_target target_of(std::function<void(const recorded_event&)> handle) {
-    projection_target t;
+function_target target_of(std::function<void(const recorded_event&)> handle) {
+    function_target t;
     t.handle = std::move(handle);
     return t;
 }
@@ -565,7 +565,7 @@ TEST_CASE("rebuild while a writer appends ends with the same read model as live 
     runner_type runner(sched, store);
     runner.add("live", target_of([&](const recorded_event& e) { live.apply(e); }),
                options(true, 128));
-    projection_target t = target_of([&](const recorded_event& e) {
+    function_target t = target_of([&](const recorded_event& e) {
         rebuilt.apply(e);
         ++calls_since_reset;
     });
@@ -624,7 +624,7 @@ TEST_CASE("after a rebuild, wait_for a position below the old checkpoint blocks 
     memory_store store;
     const log_position head = fill(store, 4, 1, 25, 5); // 100 events
     std::atomic<bool> hold{false}, entered{false};
-    projection_target t = target_of([&](const recorded_event& e) {
+    function_target t = target_of([&](const recorded_event& e) {
         if (e.position == 50 && hold.load()) {
             entered.store(true);
             entered.notify_all();
@@ -720,7 +720,7 @@ TEST_CASE("a runner destroyed with events in flight loses none: a new one resume
         std::atomic<std::int64_t> calls{0};
         seen_set seen;
         auto make_target = [&] {
-            projection_target t = target_of([&](const recorded_event& e) {
+            function_target t = target_of([&](const recorded_event& e) {
                 ++calls;
                 seen.add(e);
             });
@@ -833,7 +833,7 @@ TEST_CASE("misuse is a projection_error: a name added twice, an unknown name, re
     REQUIRE_THROWS_AS(runner.add("p", target_of([](const recorded_event&) {})), projection_error);
     REQUIRE_THROWS_WITH(runner.add("p", target_of([](const recorded_event&) {})),
                         "weft::es: projection p added twice");
-    REQUIRE_THROWS_AS(runner.add("q", projection_target{}), projection_error);
+    REQUIRE_THROWS_AS(runner.add("q", function_target{}), projection_error);
     REQUIRE_THROWS_AS(runner.status("nope"), projection_error);
     REQUIRE_THROWS_WITH(runner.status("nope"), "weft::es: no projection named nope");
     REQUIRE_THROWS_AS(runner.start("nope"), projection_error);

@@ -74,26 +74,30 @@ balances expected(std::vector<log_position> missing = {}) {
     return out;
 }
 
-// A read model over `path` whose handler throws on the event at `poison` while `broken`.
+// The target of a balances model whose handler throws on the event at `poison` while `broken`.
 // Not idempotent: an event applied twice shows in `events`.
+sqlite_read_model::projection<true> poisoned_target(sqlite_read_model& model, log_position poison,
+                                                    std::shared_ptr<std::atomic<bool>> broken) {
+    create_balances(model);
+    return model.target(
+        "balances",
+        [poison, broken](sql_connection& db, const recorded_event& e) {
+            apply_deposit(db, e);
+            // acquire: pairs with the test thread's release store that fixes the cause.
+            if (e.position == poison && broken->load(std::memory_order_acquire))
+                throw std::runtime_error("poison at " + std::to_string(e.position));
+        },
+        [](sql_connection& db) { db.exec("DELETE FROM balances"); });
+}
+
+// A read model over `path` with poisoned_target.
 struct model_with_poison {
     sqlite_read_model model;
-    weft::es::projection_target target;
+    sqlite_read_model::projection<true> target;
 
     model_with_poison(const std::string& path, log_position poison,
                       std::shared_ptr<std::atomic<bool>> broken)
-        : model(path) {
-        create_balances(model);
-        target = model.target(
-            "balances",
-            [poison, broken](sql_connection& db, const recorded_event& e) {
-                apply_deposit(db, e);
-                // acquire: pairs with the test thread's release store that fixes the cause.
-                if (e.position == poison && broken->load(std::memory_order_acquire))
-                    throw std::runtime_error("poison at " + std::to_string(e.position));
-            },
-            [](sql_connection& db) { db.exec("DELETE FROM balances"); });
-    }
+        : model(path), target(poisoned_target(model, poison, std::move(broken))) {}
 };
 
 projection_options no_retries() {

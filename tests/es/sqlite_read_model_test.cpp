@@ -78,8 +78,8 @@ void clear_balances(sql_connection& db) {
     db.exec("DELETE FROM balances");
 }
 
-weft::es::projection_target balances_target(sqlite_read_model& model,
-                                            const std::string& name = "balances") {
+sqlite_read_model::projection<true> balances_target(sqlite_read_model& model,
+                                                    const std::string& name = "balances") {
     return model.target(name, apply_deposit, clear_balances);
 }
 
@@ -295,7 +295,21 @@ TEST_CASE("sqlite_read_model: rebuild yields the same table as live processing")
     // A target without reset cannot be rebuilt: that would apply every event twice.
     runner.add("no reset", model.target("no reset", [](sql_connection&, const recorded_event&) {}));
     REQUIRE_THROWS_AS(runner.rebuild("no reset"), weft::es::projection_error);
+    // A reset passed but empty is a mistake, not a target without reset.
+    REQUIRE_THROWS_WITH(model.target("empty reset", apply_deposit, sqlite_read_model::resetter{}),
+                        "weft::es: projection empty reset has an empty reset (leave it out for a "
+                        "projection that cannot be rebuilt)");
 }
+
+// What target() returns is a projection_target with every member, reset only when rebuildable.
+template <class T>
+constexpr bool has_reset = requires(T& t) {
+    t.reset(log_position{});
+};
+static_assert(weft::es::projection_target<sqlite_read_model::projection<true>>);
+static_assert(weft::es::projection_target<sqlite_read_model::projection<false>>);
+static_assert(has_reset<sqlite_read_model::projection<true>>);
+static_assert(!has_reset<sqlite_read_model::projection<false>>);
 
 TEST_CASE("sqlite_read_model: after wait_for(position) a reader sees that position's row") {
     temp_db_file file;

@@ -9,6 +9,11 @@
 //   auto r = bank.handle("alice", deposit{5'00}).get();
 //   runner.wait_for("balances", r.position);     // read your own write
 //
+// Targets: what a projection applies its events to is a projection_target (below): a class of
+// one's own with handle(e) and the optional members it needs (checkpoint, transactions, reset,
+// dead letters), sqlite_read_model::target(), or a function_target of lambdas, which
+// `{.handle = ...}` above builds in place.
+//
 // Order: events of one stream are always handled in log order. A partitioned projection handles
 // events of different streams in parallel (a stream's partition is a hash of its id), so its
 // handler must be safe to call for different streams at once (keyed_read_model is); the
@@ -42,6 +47,7 @@
 #include "../task.hpp"
 #include "../task_group.hpp"
 #include "../time.hpp"
+#include "detail/projection_target.hpp"
 #include "store.hpp"
 #include "subscription.hpp"
 
@@ -112,27 +118,80 @@ struct dead_letter {
     std::size_t attempts = 0; // how many times it was tried
 };
 
-// What a projection does with an event, and where its checkpoint lives. Only `handle` is
-// required; a null checkpoint pair keeps the checkpoint in the runner's memory.
-struct projection_target {
-    std::function<void(const recorded_event&)> handle{}; // may throw: retried, see above
-    std::function<log_position()> load_checkpoint{};     // where to resume (called by add())
-    std::function<void(log_position)> save_checkpoint{}; // after a batch, without transactions
-    // Transactions: begin_batch before a batch, commit_batch(checkpoint) to commit the batch's
-    // changes and its checkpoint at once, rollback_batch when the batch is abandoned.
+// What a projection does with its events, and where its checkpoint and dead letters live: a
+// type with a member handle(e), and any of the optional members below. The runner finds at
+// compile time which ones a type has; where one is absent it does that part itself, as said.
+// A member of one of these names that the runner cannot call as written here is a compile
+// error, not a member left unused. sqlite_read_model::target() returns a target with every
+// member; function_target builds one from std::functions (lambdas).
+//
+// Threads: the runner calls a target's members one at a time, from the task that runs its
+// projection on the scheduler (on a worker thread), except where said otherwise below and for
+// a partitioned projection, which calls handle (and park) for different streams at once.
+//
+//   void handle(const recorded_event& e);                                  (required)
+//       Applies e to the read model. A stream's events come in log order. A throw is a failed try:
+//       the runner tries again after a back-off, then parks e as a dead letter or fails the
+//       projection (projection_options::on_failure). With transactions, a throw must leave the open
+//       transaction as it found it (sqlite_read_model runs each call in a SAVEPOINT): the runner
+//       may commit it without e. Without retry_dead_letter, retry_dead_letters() calls it too,
+//       on its own thread while the projection is stopped.
+//   log_position load_checkpoint();
+//       Where to resume: every event up to it is handled. Called by add(), on its thread,
+//       before the projection starts; a throw leaves add() (nothing is added). Absent: 0.
+//   void save_checkpoint(log_position p);
+//       Without transactions: called after each batch, every event up to p being handled (or
+//       parked). A throw fails the projection. Absent: the checkpoint lives in the runner's
+//       memory only. Not called for a target with transactions (commit_batch stores it).
+//   void begin_batch();  void commit_batch(log_position p);  void rollback_batch();
+//       Transactions: all three or none. begin_batch opens one before a batch, or before the
+//       next part of one (the runner commits a batch in parts around back-offs and after
+//       max_batch_time; see the top of this file). commit_batch(p) commits the changes since
+//       begin_batch, the dead letters parked in it and the checkpoint p, all at once: each event
+//       then takes effect exactly once, also across a crash. rollback_batch undoes everything
+//       since begin_batch, parked dead letters included (a stop during a back-off, a failed
+//       try before its back-off, a failed commit). A throw from begin_batch or commit_batch
+//       fails the projection (commit_batch's after a rollback_batch); one from rollback_batch
+//       is ignored.
+//   void reset(log_position from);
+//       For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
+//       from = 0), store `from` as the checkpoint and drop the stored dead letters. Called on
+//       rebuild()'s thread while the projection is stopped; a throw leaves rebuild() and the
+//       projection stopped. Absent: rebuild() throws projection_error.
+//   void park(const dead_letter& d);
+//       Stores a dead letter inside the batch's transaction, so that it commits with the
+//       checkpoint that passes its event (or rolls back with the batch). A throw fails the
+//       projection.
+//   std::vector<dead_letter> load_dead_letters();
+//       The stored dead letters. Called by add(), on its thread, after load_checkpoint; a throw
+//       leaves add().
+//   void retry_dead_letter(const recorded_event& e);
+//       For retry_dead_letters(), on its thread while the projection is stopped: handles e
+//       again and, in the same transaction, forgets its stored dead letter. A throw means it
+//       failed again: note the try (its attempts and error) and rethrow. Absent: handle(e).
+//   With park and load_dead_letters, no dead letter is lost or doubled across a restart.
+//   Without them the dead letters live in the runner's memory only: a restart loses them
+//   (their events are behind the checkpoint, so they are not met again).
+template <class T>
+concept projection_target = requires(T& t, const recorded_event& e) {
+    t.handle(e);
+    requires detail::target_transactions_whole<T>; // the three batch members: all or none
+    requires detail::target_members_fit<T>; // an optional member: callable as above, or absent
+};
+
+// A projection_target made of std::functions, for targets built from lambdas in place:
+//   runner.add("balances", {.handle = [&](const weft::es::recorded_event& e) { ... }});
+// Each member is the one of the same name above; a null member is absent (add() has an
+// overload for function_target that reads them so, and throws projection_error when `handle`
+// is null or the transaction members are not all set or all null).
+struct function_target {
+    std::function<void(const recorded_event&)> handle{};
+    std::function<log_position()> load_checkpoint{};
+    std::function<void(log_position)> save_checkpoint{};
     std::function<void()> begin_batch{};
     std::function<void(log_position)> commit_batch{};
     std::function<void()> rollback_batch{};
-    // For rebuild(): empty the read model as it was at position `from` (usually: clear it, for
-    // from = 0) and store `from` as the checkpoint.
     std::function<void(log_position from)> reset{};
-    // Dead letters kept with the checkpoint, so that none is lost or doubled across a restart:
-    // park(d) stores one inside the batch's transaction (it commits with the checkpoint that
-    // passes its event); load_dead_letters() returns them for add(); retry_dead_letter(e)
-    // handles one again for retry_dead_letters() and, in the same transaction, forgets it
-    // (or, when the handler throws again, notes the try and rethrows). reset must clear them.
-    // A target without these has its dead letters in the runner's memory only: a restart
-    // loses them (their events are behind the checkpoint, so they are not met again).
     std::function<void(const dead_letter&)> park{};
     std::function<std::vector<dead_letter>()> load_dead_letters{};
     std::function<void(const recorded_event&)> retry_dead_letter{};
@@ -165,27 +224,46 @@ public:
     // Stops every projection (each finishes the event it is handling; see stop()).
     ~projection_runner() { stop_all(); }
 
-    // Adds the projection `name` and starts it from its checkpoint (target.load_checkpoint(),
-    // or 0). Throws projection_error if the name is taken or the target has no handler.
-    void add(std::string name, projection_target target, projection_options options = {}) {
+    // Adds the projection `name` over `target` and starts it from its checkpoint
+    // (target.load_checkpoint(), or 0). Target: a projection_target (a type that is not one
+    // fails to compile, with a message saying why), kept by the runner as long as the
+    // projection; or std::ref(t) for a t that the caller keeps alive longer (a read model the
+    // caller queries, or one that cannot be copied). Throws projection_error if the name is
+    // taken, and what load_checkpoint or load_dead_letters throws.
+    template <class Target>
+    void add(std::string name, Target target, projection_options options = {}) {
+        using object = std::remove_reference_t<std::unwrap_reference_t<Target>>; // of std::ref
+        if constexpr (std::same_as<std::remove_cv_t<object>, function_target>) {
+            add(std::move(name), function_target(target), std::move(options)); // null: absent
+        } else {
+            detail::check_target<object>(); // a static_assert per rule, each with a message
+            if constexpr (projection_target<object>) {
+                std::shared_ptr<object> owned;
+                object* self = nullptr;
+                if constexpr (std::same_as<object, Target>) {
+                    owned = std::make_shared<object>(std::move(target));
+                    self = owned.get();
+                } else {
+                    self = &target.get();
+                }
+                insert(std::move(name), erase(*self), std::move(owned), std::move(options));
+            }
+        }
+    }
+    // The same for a function_target, also spelled in place: {.handle = ..., .reset = ...}.
+    // Its null members are absent. Throws projection_error also if `handle` is null or only
+    // some of begin_batch, commit_batch and rollback_batch are set.
+    void add(std::string name, function_target target, projection_options options = {}) {
         if (!target.handle)
             throw projection_error("weft::es: projection " + name + " has no handler");
-        auto p = std::make_shared<projection>();
-        p->name = name;
-        p->target = std::move(target);
-        p->options = std::move(options);
-        p->options.partitions = std::max<std::size_t>(p->options.partitions, 1);
-        p->options.batch = std::max<std::size_t>(p->options.batch, 1);
-        p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
-        p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
-        if (p->target.load_dead_letters)
-            p->dead = p->target.load_dead_letters();
-        {
-            std::lock_guard lock(mutex_);
-            if (!projections_.emplace(name, p).second)
-                throw projection_error("weft::es: projection " + name + " added twice");
-        }
-        start(name);
+        // projection_target's rule for transactions, found at run time here.
+        const bool begins = static_cast<bool>(target.begin_batch);
+        if (begins != static_cast<bool>(target.commit_batch) ||
+            begins != static_cast<bool>(target.rollback_batch))
+            throw projection_error("weft::es: projection " + name +
+                                   " has one of begin_batch, commit_batch, rollback_batch but "
+                                   "not all three");
+        insert(std::move(name), std::move(target), nullptr, std::move(options));
     }
 
     // Control calls (start, stop, stop_all, rebuild, retry_dead_letters) may be made from any
@@ -371,7 +449,10 @@ public:
 private:
     struct projection {
         std::string name;
-        projection_target target;
+        // The target's members, null where absent. For a target add() was given as a type of
+        // its own, they call `object` (or the caller's object, for std::ref).
+        function_target target;
+        std::shared_ptr<void> object;
         projection_options options;
         // Publishes progress_base + checkpoint, for wait_for. Its head only rises, so a rebuild,
         // which takes the checkpoint back, adds the old checkpoint to progress_base: else
@@ -410,6 +491,60 @@ private:
         if (it == projections_.end())
             throw projection_error("weft::es: no projection named " + name);
         return it->second;
+    }
+
+    // add()'s common part: keeps the target (and the object its members call) and starts the
+    // projection from its checkpoint.
+    void insert(std::string name, function_target target, std::shared_ptr<void> object,
+                projection_options options) {
+        auto p = std::make_shared<projection>();
+        p->name = name;
+        p->target = std::move(target);
+        p->object = std::move(object);
+        p->options = std::move(options);
+        p->options.partitions = std::max<std::size_t>(p->options.partitions, 1);
+        p->options.batch = std::max<std::size_t>(p->options.batch, 1);
+        p->options.max_attempts = std::max<std::size_t>(p->options.max_attempts, 1);
+        p->checkpoint = p->target.load_checkpoint ? p->target.load_checkpoint() : 0;
+        if (p->target.load_dead_letters)
+            p->dead = p->target.load_dead_letters();
+        {
+            std::lock_guard lock(mutex_);
+            if (!projections_.emplace(name, p).second)
+                throw projection_error("weft::es: projection " + name + " added twice");
+        }
+        start(name);
+    }
+
+    // The type erasure: T's members as a function_target's std::functions, each calling `t`,
+    // the ones T lacks left null. A lambda holding one pointer fits std::function's own
+    // storage, so this allocates nothing, and a call through it is one indirect call, as for
+    // any function_target: the handler's cost per event is the same for both.
+    template <class T>
+    static function_target erase(T& t) {
+        T* self = &t;
+        function_target f;
+        f.handle = [self](const recorded_event& e) { self->handle(e); };
+        if constexpr (detail::target_has_load_checkpoint<T>)
+            f.load_checkpoint = [self]() -> log_position { return self->load_checkpoint(); };
+        if constexpr (detail::target_has_save_checkpoint<T>)
+            f.save_checkpoint = [self](log_position p) { self->save_checkpoint(p); };
+        if constexpr (detail::target_has_transactions<T>) {
+            f.begin_batch = [self] { self->begin_batch(); };
+            f.commit_batch = [self](log_position p) { self->commit_batch(p); };
+            f.rollback_batch = [self] { self->rollback_batch(); };
+        }
+        if constexpr (detail::target_has_reset<T>)
+            f.reset = [self](log_position from) { self->reset(from); };
+        if constexpr (detail::target_has_park<T>)
+            f.park = [self](const dead_letter& d) { self->park(d); };
+        if constexpr (detail::target_has_load_dead_letters<T>)
+            f.load_dead_letters = [self]() -> std::vector<dead_letter> {
+                return self->load_dead_letters();
+            };
+        if constexpr (detail::target_has_retry_dead_letter<T>)
+            f.retry_dead_letter = [self](const recorded_event& e) { self->retry_dead_letter(e); };
+        return f;
     }
 
     // true: reached; false: will not be (stopped/failed); nullopt: keep waiting, for progress
@@ -528,6 +663,7 @@ private:
     // What a batch has done and not committed yet, and whether a transaction is open.
     struct batch_progress {
         bool open = false;               // between begin_batch and commit_batch/rollback_batch
+        bool over = false;               // a begin or commit failed, and the projection with it
         log_position done = 0;           // the batch's events up to here are handled (or parked)
         std::vector<dead_letter> parked; // parked since the last commit; under p.mutex
         std::chrono::steady_clock::time_point since{}; // when the open transaction began
@@ -538,110 +674,157 @@ private:
     // tries again at most 25 ms apart in its first 100 ms, so one of its tries falls in here.
     static constexpr std::chrono::milliseconds k_lock_pause{25};
 
-    // The batch's events, handled in a transaction when the target has them. Not partitioned,
-    // such a target never keeps its transaction open across a back-off (the events before the
-    // failing one commit first) nor much past max_batch_time (the events so far commit, and
-    // the rest go on in a new transaction after k_lock_pause): a SQLite target's transaction
-    // holds the file's write lock, which the store's appends need when the file is shared.
+    // One batch: opens a transaction (when the target has them), handles the events in the
+    // sequential or the partitioned step, and ends in the commit step. handled: every event
+    // took effect or was parked, and that is committed; failed: the projection failed (see its
+    // error), what came before the failure is committed; abandoned: a stop came while waiting
+    // (a back-off, a lock pause), and what is not committed is handled again after a start.
     task<outcome> handle_batch(projection& p, const std::vector<recorded_event>& batch) {
         batch_progress b;
         {
             std::lock_guard lock(p.mutex);
             b.done = p.checkpoint;
         }
-        if (std::optional<std::string> error = begin(p, b))
-            co_return fail(p, std::move(*error));
+        if (!begin(p, b))
+            co_return outcome::failed;
         outcome result = outcome::handled;
-        if (!p.options.partitioned || p.options.partitions == 1) {
-            const bool cut = static_cast<bool>(p.target.begin_batch); // commit in parts
-            for (const recorded_event& e : batch) {
-                if (std::optional<std::string> error = try_handle(p, e)) {
-                    if (cut && !commit(p, b)) // the events before e, so no lock while backing off
-                        co_return outcome::failed;
-                    result = co_await retry_event(p, e, std::move(*error), b, cut);
-                    if (result != outcome::handled)
-                        break;
-                }
-                b.done = e.position;
-                if (cut && &e != &batch.back() &&
-                    std::chrono::steady_clock::now() - b.since >= p.options.max_batch_time) {
-                    if (!commit(p, b))
-                        co_return outcome::failed;
-                    co_await sleep_for(k_lock_pause);
-                    if (stop_requested(p))
-                        co_return outcome::abandoned; // the rest is handled after a start
-                    if (std::optional<std::string> error = begin(p, b))
-                        co_return fail(p, std::move(*error));
-                }
+        if (!p.options.partitioned || p.options.partitions == 1)
+            result = co_await handle_in_order(p, batch, b);
+        else
+            result = co_await handle_partitioned(p, batch, b);
+        co_return finish_batch(p, b, result);
+    }
+
+    // The sequential step: the events in log order, each handled (or retried, then parked)
+    // before the next, b.done following. With transactions it keeps the write lock a SQLite
+    // target's transaction holds (which the store's appends need when the file is shared) only
+    // briefly: the events before a failing one commit before its first back-off (its retries
+    // then take transactions of their own, see retry_event), and once the handlers have run
+    // for max_batch_time, the part done commits and the rest waits in pause_for_writers.
+    // Returns handled, failed (policy stop: b.done is the event before; or b.over) or
+    // abandoned; what is not committed is left to the commit step.
+    task<outcome> handle_in_order(projection& p, const std::vector<recorded_event>& batch,
+                                  batch_progress& b) {
+        const bool cut = static_cast<bool>(p.target.begin_batch); // commit in parts
+        for (const recorded_event& e : batch) {
+            if (std::optional<std::string> error = try_handle(p, e)) {
+                if (cut && !commit(p, b)) // the events before e, so no lock while backing off
+                    co_return outcome::failed;
+                const outcome o = co_await retry_event(p, e, std::move(*error), b, cut);
+                if (o != outcome::handled)
+                    co_return o;
             }
-        } else {
-            // Streams to partitions, each partition in log order; all partitions in parallel,
-            // in one transaction (kept across back-offs: partitions cannot commit apart).
-            std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
-            for (const recorded_event& e : batch)
-                parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
-            std::vector<outcome> outcomes(parts.size(), outcome::handled);
-            std::vector<log_position> first_bad(parts.size(), 0);
-            task_group group(scheduler_);
-            for (std::size_t i = 0; i < parts.size(); ++i) {
-                if (parts[i].empty())
-                    continue;
-                group.spawn([this, &p, &parts, &outcomes, &first_bad, &b, i]() -> task<void> {
-                    for (const recorded_event* e : parts[i]) {
-                        std::optional<std::string> error = try_handle(p, *e);
-                        if (!error)
-                            continue;
-                        const outcome o = co_await retry_event(p, *e, std::move(*error), b, false);
-                        if (o != outcome::handled) {
-                            outcomes[i] = o;
-                            first_bad[i] = e->position;
-                            co_return;
-                        }
-                    }
-                });
-            }
-            co_await group.wait();
-            b.done = batch.back().position;
-            for (std::size_t i = 0; i < parts.size(); ++i) {
-                if (outcomes[i] == outcome::handled)
-                    continue;
-                // Later events of other partitions were handled too: they will be handled
-                // again after a restart (partitioned targets are at-least-once).
-                if (outcomes[i] == outcome::failed || result == outcome::handled)
-                    result = outcomes[i];
-                b.done = std::min(b.done, first_bad[i] - 1);
+            b.done = e.position;
+            if (cut && &e != &batch.back() &&
+                std::chrono::steady_clock::now() - b.since >= p.options.max_batch_time) {
+                const outcome o = co_await pause_for_writers(p, b);
+                if (o != outcome::handled)
+                    co_return o;
             }
         }
-        if (result == outcome::abandoned && p.target.rollback_batch) {
-            roll_back(p, b); // its dead letters too: their events will be met again
-            co_return result;
-        }
+        co_return outcome::handled;
+    }
+
+    // Commits the part of the batch done so far, leaves the write lock free for k_lock_pause
+    // and opens a new transaction for the rest. handled: go on; failed: b.over; abandoned: a
+    // stop came during the pause (the rest is handled after a start).
+    task<outcome> pause_for_writers(projection& p, batch_progress& b) {
         if (!commit(p, b))
             co_return outcome::failed;
+        co_await sleep_for(k_lock_pause);
+        if (stop_requested(p))
+            co_return outcome::abandoned;
+        co_return begin(p, b) ? outcome::handled : outcome::failed;
+    }
+
+    // The partitioned step: streams to partitions (a hash of the stream's id), each partition
+    // in log order, all partitions at once, in the batch's one transaction, which stays open
+    // across back-offs (partitions cannot commit apart). Returns handled (b.done: the batch's
+    // last event) or the partitions' worst outcome, failed before abandoned; b.done then stops
+    // before the first event a partition did not get past. Later events of other partitions
+    // were handled too: after a restart they are handled again (at least once).
+    task<outcome> handle_partitioned(projection& p, const std::vector<recorded_event>& batch,
+                                     batch_progress& b) {
+        std::vector<std::vector<const recorded_event*>> parts(p.options.partitions);
+        for (const recorded_event& e : batch)
+            parts[std::hash<std::string>{}(e.stream) % parts.size()].push_back(&e);
+        std::vector<outcome> outcomes(parts.size(), outcome::handled);
+        std::vector<log_position> stopped_at(parts.size(), 0);
+        task_group group(scheduler_);
+        for (std::size_t i = 0; i < parts.size(); ++i)
+            if (!parts[i].empty())
+                group.spawn(handle_partition(p, parts[i], b, outcomes[i], stopped_at[i]));
+        co_await group.wait();
+        outcome result = outcome::handled;
+        b.done = batch.back().position;
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+            if (outcomes[i] == outcome::handled)
+                continue;
+            if (outcomes[i] == outcome::failed || result == outcome::handled)
+                result = outcomes[i];
+            b.done = std::min(b.done, stopped_at[i] - 1);
+        }
         co_return result;
     }
 
-    // Opens the target's transaction, if it has them: nothing, or the error.
-    static std::optional<std::string> begin(projection& p, batch_progress& b) {
+    // One partition's events in order, until one ends other than handled: its outcome goes to
+    // `result` and its position to `stopped_at`.
+    task<void> handle_partition(projection& p, const std::vector<const recorded_event*>& events,
+                                batch_progress& b, outcome& result, log_position& stopped_at) {
+        for (const recorded_event* e : events) {
+            std::optional<std::string> error = try_handle(p, *e);
+            if (!error)
+                continue;
+            const outcome o = co_await retry_event(p, *e, std::move(*error), b, false);
+            if (o != outcome::handled) {
+                result = o;
+                stopped_at = e->position;
+                co_return;
+            }
+        }
+    }
+
+    // The commit step: ends the batch as its step left it. Commits what is done (up to
+    // b.done, with the dead letters parked since the last commit) unless a begin or commit
+    // failed (b.over: nothing is left to commit) or the batch was abandoned and the target can
+    // roll it back (its dead letters too: their events will be met again). Returns the step's
+    // outcome, or failed when the commit fails.
+    outcome finish_batch(projection& p, batch_progress& b, outcome result) {
+        if (b.over)
+            return outcome::failed;
+        if (result == outcome::abandoned && p.target.rollback_batch) {
+            roll_back(p, b);
+            return result;
+        }
+        return commit(p, b) ? result : outcome::failed;
+    }
+
+    // Opens the target's transaction, if it has them. false: that failed, and the projection
+    // with it (b.over).
+    bool begin(projection& p, batch_progress& b) {
         if (!p.target.begin_batch)
-            return std::nullopt;
+            return true;
+        std::string error;
         try {
             p.target.begin_batch();
+            b.open = true;
+            b.since = std::chrono::steady_clock::now();
+            return true;
         } catch (const std::exception& e) {
-            return std::string("begin_batch failed: ") + e.what();
+            error = e.what();
         } catch (...) {
-            return std::string("begin_batch failed: unknown exception");
+            error = "unknown exception";
         }
-        b.open = true;
-        b.since = std::chrono::steady_clock::now();
-        return std::nullopt;
+        b.over = true;
+        fail(p, "begin_batch failed: " + error);
+        return false;
     }
 
     // Commits the batch up to b.done: its changes, its parked dead letters and the checkpoint
     // together (or saves the checkpoint, without transactions), then publishes the checkpoint.
-    // false: it failed, and the projection with it.
+    // false: it failed (rolled back), and the projection with it (b.over).
     bool commit(projection& p, batch_progress& b) {
-        const projection_target& t = p.target;
+        const function_target& t = p.target;
         try {
             if (t.commit_batch) {
                 if (b.open)
@@ -651,6 +834,7 @@ private:
             }
         } catch (const std::exception& e) {
             roll_back(p, b);
+            b.over = true;
             fail(p, "checkpoint at " + std::to_string(b.done) + " failed: " + e.what());
             return false;
         }
@@ -714,10 +898,8 @@ private:
         auto backoff = p.options.first_backoff;
         for (std::size_t attempt = 1;; ++attempt) {
             if (attempt > 1) {
-                if (own_transactions) {
-                    if (std::optional<std::string> failed = begin(p, b))
-                        co_return fail(p, std::move(*failed));
-                }
+                if (own_transactions && !begin(p, b))
+                    co_return outcome::failed;
                 std::optional<std::string> again = try_handle(p, e);
                 if (!again)
                     co_return outcome::handled;
@@ -725,10 +907,8 @@ private:
             }
             if (attempt >= p.options.max_attempts) {
                 if (p.options.on_failure == failure_policy::dead_letter) {
-                    if (own_transactions && !b.open) {
-                        if (std::optional<std::string> failed = begin(p, b))
-                            co_return fail(p, std::move(*failed));
-                    }
+                    if (own_transactions && !b.open && !begin(p, b))
+                        co_return outcome::failed;
                     dead_letter d{e, std::move(error), attempt};
                     if (p.target.park) {
                         try {

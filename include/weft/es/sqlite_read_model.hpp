@@ -241,9 +241,35 @@ private:
 };
 
 class sqlite_read_model {
+    struct target_state; // a target's connection and state (the private part)
+
 public:
     using handler = std::function<void(sql_connection&, const recorded_event&)>;
     using resetter = std::function<void(sql_connection&)>;
+
+    // What target() returns: a projection_target with every member (projection.hpp says what
+    // the runner expects of each), over a writer connection of its own. Rebuildable: it has
+    // reset, given a resetter; one without cannot be rebuilt (that would apply every event
+    // twice), and rebuild() refuses it. Copies share the connection, which lives as long as
+    // the last of them (the runner keeps one for its projection).
+    template <bool Rebuildable>
+    class projection {
+    public:
+        void handle(const recorded_event& e) { state_->handle_event(e); }
+        log_position load_checkpoint() { return state_->load_checkpoint(); }
+        void begin_batch() { state_->begin_batch(); }
+        void commit_batch(log_position checkpoint) { state_->commit_batch(checkpoint); }
+        void rollback_batch() { state_->rollback_batch(); }
+        void reset(log_position from) requires Rebuildable { state_->reset_to(from); }
+        void park(const dead_letter& d) { state_->park(d); }
+        std::vector<dead_letter> load_dead_letters() { return state_->load_dead_letters(); }
+        void retry_dead_letter(const recorded_event& e) { state_->retry_dead_letter(e); }
+
+    private:
+        friend class sqlite_read_model;
+        explicit projection(std::shared_ptr<target_state> state) : state_(std::move(state)) {}
+        std::shared_ptr<target_state> state_;
+    };
 
     // Opens (or creates) the database in `path`, in WAL mode (switching a file in rollback mode),
     // and creates weft_checkpoints if it is missing. Throws store_error, leaving the file
@@ -260,29 +286,19 @@ public:
     // Targets keep their own connection: a runner may outlive the model.
     ~sqlite_read_model() = default;
 
-    // The target for runner.add(projection, ...). `handle` applies one event through the
-    // connection it is given, inside the batch's transaction; `reset` (for runner.rebuild)
-    // empties the projection's tables: it runs in one transaction with setting the checkpoint
-    // to rebuild's `from`. Without `reset` the target has none and rebuild is refused.
-    // Opens a writer connection for the target; throws store_error if that fails.
-    projection_target target(std::string projection, handler handle, resetter reset = {}) {
-        if (!handle)
-            throw projection_error("weft::es: projection " + projection + " has no handler");
-        auto t =
-            std::make_shared<target_state>(std::move(projection), std::move(handle),
-                                           std::move(reset), open_writer(SQLITE_OPEN_READWRITE));
-        projection_target out;
-        out.handle = [t](const recorded_event& e) { t->handle_event(e); };
-        out.load_checkpoint = [t] { return t->load_checkpoint(); };
-        out.begin_batch = [t] { t->begin_batch(); };
-        out.commit_batch = [t](log_position p) { t->commit_batch(p); };
-        out.rollback_batch = [t] { t->rollback_batch(); };
-        if (t->reset)
-            out.reset = [t](log_position from) { t->reset_to(from); };
-        out.park = [t](const dead_letter& d) { t->park(d); };
-        out.load_dead_letters = [t] { return t->load_dead_letters(); };
-        out.retry_dead_letter = [t](const recorded_event& e) { t->retry_dead_letter(e); };
-        return out;
+    // The target for runner.add(name, ...). `handle` applies one event through the connection
+    // it is given, inside the batch's transaction; `reset` (for runner.rebuild) empties the
+    // projection's tables: it runs in one transaction with setting the checkpoint to rebuild's
+    // `from`. Opens a writer connection for the target; throws store_error if that fails, and
+    // projection_error if `handle` (or a `reset` that is passed) is empty.
+    projection<true> target(std::string name, handler handle, resetter reset) {
+        return projection<true>(make_target(std::move(name), std::move(handle), std::move(reset),
+                                            /*rebuildable=*/true));
+    }
+    // A target without reset: rebuild() refuses it.
+    projection<false> target(std::string name, handler handle) {
+        return projection<false>(
+            make_target(std::move(name), std::move(handle), {}, /*rebuildable=*/false));
     }
 
     // Runs fn(sql_connection&) inside a read transaction on a pooled connection and returns
@@ -412,10 +428,22 @@ private:
         return db;
     }
 
-    // A projection target's connection and state, shared by its std::functions (so it lives
-    // as long as the runner keeps the target). `mutex` serializes every use of `db`: the
-    // runner calls one function at a time per projection, except handle for a partitioned
-    // projection (and retry_dead_letters, from the caller's thread).
+    std::shared_ptr<target_state> make_target(std::string name, handler handle, resetter reset,
+                                              bool rebuildable) const {
+        if (!handle)
+            throw projection_error("weft::es: projection " + name + " has no handler");
+        if (rebuildable && !reset)
+            throw projection_error("weft::es: projection " + name +
+                                   " has an empty reset (leave it out for a projection that "
+                                   "cannot be rebuilt)");
+        return std::make_shared<target_state>(std::move(name), std::move(handle), std::move(reset),
+                                              open_writer(SQLITE_OPEN_READWRITE));
+    }
+
+    // A projection target's connection and state, shared by the copies of its projection<>
+    // (so it lives as long as the runner keeps the target). `mutex` serializes every use of
+    // `db`: the runner calls one member at a time per projection, except handle (and park)
+    // for a partitioned projection, and retry_dead_letters from the caller's thread.
     struct target_state {
         target_state(std::string n, handler h, resetter r, std::unique_ptr<sql_connection> c)
             : name(std::move(n)), handle(std::move(h)), reset(std::move(r)), db(std::move(c)) {}
