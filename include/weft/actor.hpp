@@ -286,7 +286,7 @@ public:
     task<void> async_send(std::unique_ptr<envelope<A>> e) {
         const auto keep_alive = this->shared_from_this();
         while (!sent_or_throw(try_send(e))) {
-            task_park<actor_cell> park(*this, &step_room, nullptr, blocked_on::channel_send);
+            task_park<actor_cell> park(*this, &step_room, nullptr, blocked_on::mailbox);
             (void)co_await park; // done (room seen), closed, or again: try once more
         }
     }

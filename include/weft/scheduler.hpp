@@ -80,7 +80,10 @@ struct deadlock_report {
     std::size_t sending = 0;     // tasks in async_send
     std::size_t selecting = 0;   // tasks in async_select
     std::size_t wait_groups = 0; // tasks in wait_group::async_wait
-    std::size_t tasks() const noexcept { return receiving + sending + selecting + wait_groups; }
+    std::size_t mailboxes = 0;   // tasks in an actor's async_tell/async_ask, the mailbox full
+    std::size_t tasks() const noexcept {
+        return receiving + sending + selecting + wait_groups + mailboxes;
+    }
 
     // "weft: all tasks are asleep - deadlock! 2 tasks blocked: 1 receiving from a channel, ..."
     std::string message() const {
@@ -97,6 +100,7 @@ struct deadlock_report {
         part(sending, "sending on a channel");
         part(selecting, "in select");
         part(wait_groups, "waiting on a wait_group");
+        part(mailboxes, "waiting for room in an actor's mailbox");
         return text;
     }
 };
@@ -461,7 +465,8 @@ inline void scheduler::report_deadlocks(std::function<void(const deadlock_report
             handler(deadlock_report{.receiving = n(blocked_on::channel_receive),
                                     .sending = n(blocked_on::channel_send),
                                     .selecting = n(blocked_on::select),
-                                    .wait_groups = n(blocked_on::wait_group)});
+                                    .wait_groups = n(blocked_on::wait_group),
+                                    .mailboxes = n(blocked_on::mailbox)});
         },
         grace);
 }

@@ -29,6 +29,7 @@ enum class blocked_on : std::uint8_t {
     channel_send,
     select,
     wait_group,
+    mailbox, // an actor sender waiting for room in a full mailbox
     timer,   // sleep_for: not counted (a pending timer rules a deadlock out anyway)
 };
 
