@@ -211,7 +211,7 @@ inline channel<time_point> after_channel(time_point when) {
         when, [weak = std::weak_ptr<channel_state<time_point>>(state)] {
             if (std::shared_ptr<channel_state<time_point>> alive = weak.lock()) {
                 time_point now = std::chrono::steady_clock::now();
-                (void)alive->try_send(now);
+                (void)alive->try_now(sending{}, now);
             }
         });
     // We hold `state`, so its deleter cannot run before it knows the id.

@@ -128,6 +128,18 @@ enum class park_step {
     timed_out, // the deadline passed first (the waiter is unlinked)
 };
 
+// What a woken waiter's outcome means for its operation: done, closed, or again (retry).
+inline park_step after_wake(wait_outcome outcome) noexcept {
+    switch (outcome) {
+    case wait_outcome::completed:
+        return park_step::done;
+    case wait_outcome::closed:
+        return park_step::closed;
+    default:
+        return park_step::again;
+    }
+}
+
 template <class Owner>
 class task_park {
 public:
@@ -181,14 +193,7 @@ private:
             owner_.cancel(waiter_); // the timer claimed us but cannot unlink us
             return park_step::timed_out;
         }
-        switch (waiter_.outcome) {
-        case wait_outcome::completed:
-            return park_step::done;
-        case wait_outcome::closed:
-            return park_step::closed;
-        default:
-            return park_step::again;
-        }
+        return after_wake(waiter_.outcome);
     }
 
     Owner& owner_;
