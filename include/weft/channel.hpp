@@ -390,6 +390,22 @@ private:
 
 namespace detail {
 
+// Which handle a type is: select checks Go's channel directions with these at compile time.
+template <class C>
+inline constexpr bool is_channel_v = false;
+template <class T>
+inline constexpr bool is_channel_v<channel<T>> = true;
+template <class C>
+inline constexpr bool is_sender_v = false;
+template <class T>
+inline constexpr bool is_sender_v<sender<T>> = true;
+template <class C>
+inline constexpr bool is_receiver_v = false;
+template <class T>
+inline constexpr bool is_receiver_v<receiver<T>> = true;
+template <class C>
+inline constexpr bool is_handle_v = is_channel_v<C> || is_sender_v<C> || is_receiver_v<C>;
+
 // Lets select and timers reach a handle's state without making it public API.
 struct channel_access {
     // A handle to a state made elsewhere: after()'s, whose deleter cancels its timer.

@@ -45,8 +45,7 @@ auto on_recv(const Channel& ch, Fn fn = {}) {
     static_assert(!detail::is_sender_v<Channel>,
                   "weft::on_recv: cannot receive from a sender<T>, it is send-only (Go: receive "
                   "from send-only channel)");
-    static_assert(detail::is_channel_v<Channel> || detail::is_receiver_v<Channel> ||
-                      detail::is_sender_v<Channel>,
+    static_assert(detail::is_handle_v<Channel>,
                   "weft::on_recv takes a channel<T> or a receiver<T>");
     using T = typename Channel::value_type;
     return detail::recv_case<T, Fn>(detail::channel_access::state(ch), std::nullopt, std::move(fn));
@@ -60,9 +59,7 @@ auto on_send(const Channel& ch, U&& value, Fn fn = {}) {
     static_assert(!detail::is_receiver_v<Channel>,
                   "weft::on_send: cannot send on a receiver<T>, it is receive-only (Go: send to "
                   "receive-only channel); after() and timer channels are receivers");
-    static_assert(detail::is_channel_v<Channel> || detail::is_sender_v<Channel> ||
-                      detail::is_receiver_v<Channel>,
-                  "weft::on_send takes a channel<T> or a sender<T>");
+    static_assert(detail::is_handle_v<Channel>, "weft::on_send takes a channel<T> or a sender<T>");
     using T = typename Channel::value_type;
     auto* state = detail::channel_access::state(ch);
     if constexpr (std::is_lvalue_reference_v<U> && !std::is_const_v<std::remove_reference_t<U>> &&

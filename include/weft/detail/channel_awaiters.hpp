@@ -30,14 +30,10 @@ namespace weft::detail {
 
 using steady_time = std::chrono::steady_clock::time_point;
 
-// task_park's steps: `value` is the T to send, `out` the std::optional<T> to receive into.
-template <class T>
-park_step step_send_of(channel_state<T>& state, waiter& w, void* value) {
-    return state.step(sending{}, *static_cast<T*>(value), w);
-}
-template <class T>
-park_step step_recv_of(channel_state<T>& state, waiter& w, void* out) {
-    return state.step(receiving{}, *static_cast<std::optional<T>*>(out), w);
+// task_park's step: `slot` is the T to send or the std::optional<T> to receive into.
+template <class T, class Dir>
+park_step step_of(channel_state<T>& state, waiter& w, void* slot) {
+    return state.step(Dir{}, *static_cast<slot_t<T, Dir>*>(slot), w);
 }
 
 // A task's wait on a nil channel: for ever, or until `deadline`.
@@ -60,7 +56,7 @@ auto async_send_impl(channel_state<T>* state, T& value, std::optional<steady_tim
         co_await wait_on_nil_async(blocked_on::channel_send, deadline);
     } else {
         for (step = park_step::again; step == park_step::again;) {
-            task_park<channel_state<T>> park(*state, &step_send_of<T>, &value,
+            task_park<channel_state<T>> park(*state, &step_of<T, sending>, &value,
                                              blocked_on::channel_send,
                                              deadline ? &*deadline : nullptr);
             step = co_await park;
@@ -82,7 +78,7 @@ auto async_recv_impl(channel_state<T>* state, std::optional<steady_time> deadlin
     } else {
         for (step = park_step::again; step == park_step::again;) {
             out.reset(); // a retry starts empty
-            task_park<channel_state<T>> park(*state, &step_recv_of<T>, &out,
+            task_park<channel_state<T>> park(*state, &step_of<T, receiving>, &out,
                                              blocked_on::channel_receive,
                                              deadline ? &*deadline : nullptr);
             step = co_await park;
@@ -99,98 +95,79 @@ std::optional<T> received(park_step, std::optional<T>&& out) {
     return std::move(out);
 }
 
-// co_await ch.async_send(v): true once sent, false if the channel is closed (the value is then
-// left untouched).
-template <class T>
-class send_awaiter {
+// `co_await ch.async_send(v)` (Dir sending): true once sent, false if the channel is closed
+// (the value is then left untouched). `co_await ch.async_recv()` (Dir receiving): a value, or
+// nullopt once the channel is closed and drained.
+template <class T, class Dir>
+class channel_awaiter {
+    static constexpr bool k_send = std::is_same_v<Dir, sending>;
+    static constexpr blocked_on k_what =
+        k_send ? blocked_on::channel_send : blocked_on::channel_receive;
+
 public:
-    send_awaiter(channel_state<T>* state, T& value) noexcept : state_(state), value_(&value) {}
-    send_awaiter(channel_state<T>* state, const T& value)
-        : state_(state), copy_(value), value_(&*copy_) {}
-    send_awaiter(const send_awaiter&) = delete;
-    send_awaiter& operator=(const send_awaiter&) = delete;
+    using result_type = std::conditional_t<k_send, bool, std::optional<T>>;
+
+    // A receive, into own_.
+    explicit channel_awaiter(channel_state<T>* state) noexcept requires(!k_send)
+        : state_(state), slot_(&own_) {}
+    // A send of the caller's value (moved from only when sent), or of a copy kept in own_.
+    channel_awaiter(channel_state<T>* state, T& value) noexcept requires k_send : state_(state),
+                                                                                  slot_(&value) {}
+    channel_awaiter(channel_state<T>* state, const T& value) requires k_send : state_(state),
+                                                                               own_(value),
+                                                                               slot_(&*own_) {}
+    channel_awaiter(const channel_awaiter&) = delete;
+    channel_awaiter& operator=(const channel_awaiter&) = delete;
 
     bool await_ready() {
         if (!state_)
             return false; // a nil channel: the task below waits for ever
         if (state_->wake_finishes()) {
-            park_.emplace(*state_, &step_send_of<T>, value_, blocked_on::channel_send);
+            park_.emplace(*state_, &step_of<T, Dir>, slot_, k_what);
             if (park_->await_ready())
                 return true;
             keep_alive_ = state_->shared_from_this(); // while parked
             return false;
         }
-        tried_ = state_->try_now(sending{}, *value_);
+        tried_ = state_->try_now(Dir{}, *slot_);
         return tried_ != attempt::not_ready;
     }
     // False (go on without a transfer) when the wait or the fallback task is already over.
     bool await_suspend(std::coroutine_handle<> h) {
         if (park_)
             return park_->await_suspend(h);
-        slow_ = async_send_impl(state_, *value_, std::nullopt, &sent);
+        if constexpr (k_send)
+            slow_ = async_send_impl(state_, *slot_, std::nullopt, &sent);
+        else
+            slow_ = async_recv_impl(state_, std::nullopt, &received<T>);
         return start_inline(slow_, slow_join_, h);
     }
-    bool await_resume() {
-        if (park_)
-            return park_->await_resume() == park_step::done;
+    result_type await_resume() {
         if (slow_)
             return take_result(slow_);
-        return tried_ == attempt::done;
+        // Parked: done or closed. Tried: done, or closed (a receive: closed and drained).
+        const bool done =
+            park_ ? park_->await_resume() == park_step::done : tried_ == attempt::done;
+        if constexpr (k_send)
+            return done;
+        else
+            return std::move(own_); // empty unless done
     }
 
 private:
     channel_state<T>* state_;
-    std::optional<T> copy_; // async_send(const T&) sends a copy
-    T* value_;
+    std::optional<T> own_; // a receive's value, or the copy a send(const T&) sends
+    slot_t<T, Dir>* slot_;
     attempt tried_ = attempt::not_ready;
     std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
     std::optional<task_park<channel_state<T>>> park_;
-    task<bool> slow_;
+    task<result_type> slow_;
     join_counter slow_join_{1}; // slow_'s awaiter state
 };
 
-// co_await ch.async_recv(): a value, or nullopt once the channel is closed and drained.
 template <class T>
-class recv_awaiter {
-public:
-    explicit recv_awaiter(channel_state<T>* state) noexcept : state_(state) {}
-    recv_awaiter(const recv_awaiter&) = delete;
-    recv_awaiter& operator=(const recv_awaiter&) = delete;
-
-    bool await_ready() {
-        if (!state_)
-            return false; // a nil channel: the task below waits for ever
-        if (state_->wake_finishes()) {
-            park_.emplace(*state_, &step_recv_of<T>, &out_, blocked_on::channel_receive);
-            if (park_->await_ready())
-                return true;
-            keep_alive_ = state_->shared_from_this(); // while parked
-            return false;
-        }
-        return state_->try_now(receiving{}, out_) != attempt::not_ready;
-    }
-    // False (go on without a transfer) when the wait or the fallback task is already over.
-    bool await_suspend(std::coroutine_handle<> h) {
-        if (park_)
-            return park_->await_suspend(h);
-        slow_ = async_recv_impl(state_, std::nullopt, &received<T>);
-        return start_inline(slow_, slow_join_, h);
-    }
-    std::optional<T> await_resume() {
-        if (park_)
-            park_->await_resume(); // done (out_ holds the value) or closed (it is empty)
-        else if (slow_)
-            return take_result(slow_);
-        return std::move(out_);
-    }
-
-private:
-    channel_state<T>* state_;
-    std::optional<T> out_;
-    std::shared_ptr<channel_state<T>> keep_alive_; // outlives park_, which unlinks from it
-    std::optional<task_park<channel_state<T>>> park_;
-    task<std::optional<T>> slow_;
-    join_counter slow_join_{1}; // slow_'s awaiter state
-};
+using send_awaiter = channel_awaiter<T, sending>;
+template <class T>
+using recv_awaiter = channel_awaiter<T, receiving>;
 
 } // namespace weft::detail

@@ -17,12 +17,17 @@
 #include <concepts>
 #include <cstddef>
 #include <optional>
+#include <type_traits>
 
 namespace weft::detail {
 
 struct sending {};
 struct receiving {};
 struct no_deadline {};
+
+// The caller's storage for an operation in direction Dir.
+template <class T, class Dir>
+using slot_t = std::conditional_t<std::is_same_v<Dir, sending>, T, std::optional<T>>;
 
 // The flavor interface. In each line Dir is sending (slot: T&) or receiving (slot:
 // std::optional<T>&).

@@ -34,17 +34,6 @@
 #include <type_traits>
 #include <utility>
 
-namespace weft {
-
-template <class T>
-class channel;
-template <class T>
-class sender;
-template <class T>
-class receiver;
-
-} // namespace weft
-
 namespace weft::detail {
 
 // Which case ran (weft::select_result). `ok` is false when a channel case fired because its
@@ -229,20 +218,6 @@ void for_each_case(Tuple& cases, Fn&& fn) {
     }
     (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
 }
-
-// Which handles a case may use: Go's channel directions, checked at compile time.
-template <class C>
-inline constexpr bool is_channel_v = false;
-template <class T>
-inline constexpr bool is_channel_v<channel<T>> = true;
-template <class C>
-inline constexpr bool is_sender_v = false;
-template <class T>
-inline constexpr bool is_sender_v<sender<T>> = true;
-template <class C>
-inline constexpr bool is_receiver_v = false;
-template <class T>
-inline constexpr bool is_receiver_v<receiver<T>> = true;
 
 // The machinery of one select, shared by the blocking select() and the task's async_select():
 // they differ only in how they sleep between link() and resolve().
