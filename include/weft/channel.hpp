@@ -18,6 +18,12 @@
 //   detail/channel_flavor.hpp    what a flavor provides; detail/channel_state.hpp holds one and
 //                                dispatches to it, the one place that asks which.
 //   detail/channel_awaiters.hpp  how a task sends and receives (co_await ch.async_send(v), ...).
+//
+// None of that needs the scheduler; this header includes scheduler.hpp for one reason: a task
+// that waits here on a thread no worker runs (a coroutine of another library awaiting a channel)
+// is resumed on default_scheduler(), which scheduler.hpp installs as the fallback of
+// detail/task_host.hpp before this translation unit's statics are initialized. Without the
+// include that would depend on some other translation unit having included it.
 #pragma once
 
 #include "blocking_report.hpp"
@@ -28,6 +34,7 @@
 #include "detail/task_core.hpp"
 #include "detail/task_park.hpp"
 #include "detail/waiter.hpp"
+#include "scheduler.hpp" // the fallback host of a waiting task (see above)
 
 #include <chrono>
 #include <cstddef>

@@ -9,11 +9,12 @@
 //   1. On a worker thread: current_worker::get().host, the worker's own scheduler.
 //   2. On any other thread (a task driven by a coroutine of another library): the fallback,
 //      default_scheduler(). scheduler.hpp installs it in `fallback_host` while the program's
-//      statics are initialized: an inline variable of that header, so in every translation unit
-//      that includes it (every public header that lets a task wait does, through task.hpp) the
+//      statics are initialized, from an inline variable; every public header that lets a task
+//      wait includes scheduler.hpp, so in each translation unit that can make a task wait the
 //      fallback is in place before any object defined after the include is initialized.
 //
-// One indirect call per wake-up and per counted wait; the scheduler is the only implementer.
+// One indirect call per wait (count_blocked) and per wake-up (schedule_woken); the scheduler is
+// the only implementer.
 #pragma once
 
 #include <atomic>
