@@ -303,6 +303,41 @@ TEST_CASE("a task in async_tell suspends while the mailbox is full, and its work
 
 namespace {
 
+// An actor whose handler waits on a channel nobody sends to: it holds its turn for ever.
+struct stuck {
+    weft::channel<int> never;
+    weft::task<void> handle(int) { (void)co_await never.async_recv(); }
+};
+
+} // namespace
+
+TEST_CASE("the deadlock report names a task waiting for room in a full mailbox as such") {
+    // One worker, capacity 1. The actor's first handler waits for ever (a receive); the second
+    // message fills the mailbox; the third sender waits for room: a mailbox wait, not a send.
+    weft::scheduler s(1);
+    weft::channel<weft::deadlock_report> reports(4);
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 20ms);
+    weft::channel<int> never(0);
+    weft::actor_options options;
+    options.mailbox_capacity = 1;
+    auto ref = weft::spawn_actor<stuck>(s, options, never);
+    auto sender = [&]() -> weft::task<void> {
+        for (int i = 0; i < 3; ++i)
+            co_await ref.async_tell(i);
+    };
+    s.spawn(sender);
+    auto r = reports.recv_for(30s);
+    REQUIRE(r.has_value());
+    CHECK(r->mailboxes == 1);
+    CHECK(r->sending == 0);
+    CHECK(r->receiving == 1);
+    CHECK(r->message() == "weft: all tasks are asleep - deadlock! 2 tasks blocked: 1 receiving "
+                          "from a channel, 1 waiting for room in an actor's mailbox");
+    never.close(); // the handlers return, the sender gets its room
+}
+
+namespace {
+
 // A ring of actors passing tokens: each token makes `hops` hops, then is counted. Nodes find
 // their successor by index in a shared table, so the actors hold no references to each other.
 struct ring_node {

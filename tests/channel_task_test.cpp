@@ -1,6 +1,7 @@
 // Channels from coroutine tasks: co_await ch.async_send / async_recv suspend the task and free
 // its worker; tasks and plain threads talk over one channel in both directions; Go's chain
-// and sieve run as tasks; a scheduler destroyed with tasks waiting on channels frees them.
+// and sieve run as tasks; a scheduler destroyed with tasks waiting on channels frees them; a
+// coroutine of another kind that waits on a plain thread is resumed on the default scheduler.
 #include "catch_compat.hpp"
 #include "test_support.hpp"
 
@@ -12,6 +13,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -32,6 +35,17 @@ weft::task<void> send_range(weft::channel<int> ch, int from, int to, bool close_
     if (close_after)
         ch.close();
 }
+
+// A coroutine type of another library: starts at once, frees itself at the end.
+struct foreign_coroutine {
+    struct promise_type {
+        foreign_coroutine get_return_object() noexcept { return {}; }
+        std::suspend_never initial_suspend() noexcept { return {}; }
+        std::suspend_never final_suspend() noexcept { return {}; }
+        void return_void() noexcept {}
+        void unhandled_exception() noexcept { std::terminate(); }
+    };
+};
 
 } // namespace
 
@@ -280,4 +294,25 @@ TEST_CASE("two tasks waking each other on one worker do not starve its other que
     CHECK(done == 2 * rounds);
     CHECK(done_when_other_ran >= 0);
     CHECK(done_when_other_ran < 100);
+}
+
+TEST_CASE(
+    "a coroutine of another kind waiting on a plain thread resumes on the default scheduler") {
+    // No worker runs this thread, so the wait's host is the fallback: default_scheduler().
+    weft::channel<int> ch(0);
+    weft::wait_group done;
+    done.add(1);
+    std::atomic<int> got{0};
+    std::atomic<bool> on_default{false};
+    auto receive = [&]() -> foreign_coroutine {
+        auto v = co_await ch.async_recv();
+        got = v.value_or(-1);
+        on_default = weft::scheduler::current() == &weft::default_scheduler();
+        done.done();
+    };
+    receive(); // runs here until it waits
+    CHECK(ch.send(7));
+    done.wait();
+    CHECK(got == 7);
+    CHECK(on_default);
 }

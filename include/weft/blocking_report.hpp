@@ -12,10 +12,11 @@
 // reported once; later calls from there are silent.
 #pragma once
 
-#include "scheduler.hpp"
+#include "detail/task_host.hpp"
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -186,7 +187,7 @@ private:
 // Called by a blocking operation just before it parks its thread.
 inline void note_blocking([[maybe_unused]] const blocking_site& site) {
 #if WEFT_BLOCKING_REPORT
-    if (!current_worker::get().owner) // plain threads and spawn_blocking's threads may block
+    if (!current_worker::get().host) // plain threads and spawn_blocking's threads may block
         return;
     blocking_registry& r = blocking_registry::get();
     if (r.enabled.load(std::memory_order_relaxed)) // relaxed: see `enabled`

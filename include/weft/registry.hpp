@@ -114,23 +114,9 @@ public:
     }
 
     // Running actors (passivated ones not counted).
-    std::size_t size() const {
-        std::size_t n = 0;
-        for (const shard& sh : shards_) {
-            std::shared_lock read(sh.mutex);
-            n += sh.live.size();
-        }
-        return n;
-    }
+    std::size_t size() const { return total(&shard::live); }
     // Actors passivated with their state kept here, waiting to be revived.
-    std::size_t passivated() const {
-        std::size_t n = 0;
-        for (const shard& sh : shards_) {
-            std::shared_lock read(sh.mutex);
-            n += sh.dormant.size();
-        }
-        return n;
-    }
+    std::size_t passivated() const { return total(&shard::dormant); }
 
     // Runs one passivation pass now (the sweeper does this every idle_timeout / 2): every
     // actor idle for longer than `idle` is passivated. Returns how many were.
@@ -167,6 +153,17 @@ private:
         std::unordered_map<Key, actor_ref<A>, Hash> live;
         std::unordered_map<Key, A, Hash> dormant; // passivated, state kept
     };
+
+    // The entries of one map of every shard, each shard read under its lock.
+    template <class Map>
+    std::size_t total(Map shard::*map) const {
+        std::size_t n = 0;
+        for (const shard& sh : shards_) {
+            std::shared_lock read(sh.mutex);
+            n += (sh.*map).size();
+        }
+        return n;
+    }
 
     shard& shard_for(const Key& key) { return shards_[Hash{}(key) % k_shards]; }
     const shard& shard_for(const Key& key) const { return shards_[Hash{}(key) % k_shards]; }

@@ -17,21 +17,36 @@
 // A spawned task that throws is reported to the handler set with on_unhandled_exception
 // (default: print to stderr); it never calls std::terminate.
 //
-// Shutdown: the destructor lets every worker finish the step it is running, joins the threads,
-// then destroys the frames of spawned tasks that have not finished (queued or suspended), so
-// nothing leaks; work still queued never runs.
+// Shutdown (the destructor), step by step:
+//   1. `stopping_` is set and every worker woken. A worker checks the flag before each step, so
+//      it stops after the step it is running: a task that keeps yielding cannot hold it.
+//   2. The worker threads are joined. From here on none of our tasks runs; only outside wakers
+//      (the timer thread, the blocking pool, plain threads) may still touch us, and they only
+//      inject.
+//   3. The deadlock watch stops: no check is scheduled any more, and one running on the timer
+//      thread (it reads our state) has finished.
+//   4. The queues are emptied, the injection queue under its lock since outside wakers may
+//      still inject. Every queued handle belongs to the frame of a live spawned task (directly
+//      or through the tasks it awaits), so dropping it loses nothing that step 5 does not free.
+//   5. Every live spawned task's frame is destroyed, which destroys the tasks it owns. Work
+//      still queued never runs. A frame's destructor may wake another task (a dropped ask breaks
+//      its promise): that wake only injects a handle no worker will read, into a frame that is
+//      itself destroyed here.
+//
+// Internals: detail/work_deque.hpp (the deques), detail/live_tasks.hpp (the spawned tasks alive,
+// for step 5), detail/deadlock_watch.hpp (report_deadlocks), detail/task_host.hpp (what a waiting
+// task needs of its scheduler).
 #pragma once
 
-#include "detail/blocking_pool.hpp"
-#include "detail/deadline.hpp"
+#include "detail/deadlock_watch.hpp"
 #include "detail/frame_pool.hpp"
+#include "detail/live_tasks.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
-#include "detail/timer_service.hpp"
+#include "detail/task_host.hpp"
 #include "detail/work_deque.hpp"
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -53,16 +68,8 @@
 
 namespace weft {
 
-class scheduler;
-
 // What a suspended task waits for, as counted by the deadlock report.
-enum class blocked_on : std::uint8_t {
-    channel_receive,
-    channel_send,
-    select,
-    wait_group,
-    timer, // sleep_for: not counted (a pending timer rules a deadlock out anyway)
-};
+using blocked_on = detail::blocked_on;
 
 // What the deadlock report says: every worker is idle, nothing is queued, no timer is pending,
 // no spawn_blocking call is running, and yet these tasks wait, and have done so for the whole
@@ -73,7 +80,10 @@ struct deadlock_report {
     std::size_t sending = 0;     // tasks in async_send
     std::size_t selecting = 0;   // tasks in async_select
     std::size_t wait_groups = 0; // tasks in wait_group::async_wait
-    std::size_t tasks() const noexcept { return receiving + sending + selecting + wait_groups; }
+    std::size_t mailboxes = 0;   // tasks in an actor's async_tell/async_ask, the mailbox full
+    std::size_t tasks() const noexcept {
+        return receiving + sending + selecting + wait_groups + mailboxes;
+    }
 
     // "weft: all tasks are asleep - deadlock! 2 tasks blocked: 1 receiving from a channel, ..."
     std::string message() const {
@@ -90,9 +100,141 @@ struct deadlock_report {
         part(sending, "sending on a channel");
         part(selecting, "in select");
         part(wait_groups, "waiting on a wait_group");
+        part(mailboxes, "waiting for room in an actor's mailbox");
         return text;
     }
 };
+
+namespace detail {
+class spawned_task;
+struct worker;
+} // namespace detail
+
+class scheduler : public detail::task_host {
+public:
+    // Starts `workers` worker threads (at least 1).
+    explicit scheduler(std::size_t workers = default_worker_count());
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+    // Stops the workers after their current step, joins them, destroys unfinished tasks (see
+    // "Shutdown" above).
+    ~scheduler();
+
+    // GOMAXPROCS: the WEFT_WORKERS environment variable if set to a positive number, else
+    // the hardware's thread count.
+    static std::size_t default_worker_count();
+
+    std::size_t size() const noexcept { return workers_.size(); }
+
+    // Fire-and-forget: `f` is a task (or any awaitable), a callable returning one, or a plain
+    // callable. Runs on a worker; an exception it throws goes to the unhandled-exception
+    // handler.
+    template <class F>
+    void spawn(F&& f);
+
+    // Makes `h` runnable on this scheduler: on the calling worker's own deque if it is one of
+    // ours, else on the injection queue. Wakes a parked worker if any.
+    void schedule(std::coroutine_handle<> h);
+
+    // Makes `h`, a task just woken by the calling code, runnable next: on one of our workers it
+    // goes to that worker's `next` slot (what was there moves to the deque), so a task that
+    // wakes another and then waits itself hands its worker over without a round trip through
+    // the queues or a wake-up of another worker. Elsewhere it is schedule(h).
+    void schedule_woken(std::coroutine_handle<> h) override;
+
+    // Makes `h` runnable behind everything already queued: the injection queue, FIFO. For
+    // yield(): the task lets others go first.
+    void schedule_last(std::coroutine_handle<> h);
+
+    // The scheduler whose worker is running the calling thread, or null on other threads.
+    static scheduler* current() noexcept;
+
+    // Who hears about exceptions escaping spawned tasks. Set it before spawning work; the
+    // default prints the exception's message to stderr.
+    void on_unhandled_exception(std::function<void(std::exception_ptr)> handler);
+
+    // Hands an exception nobody awaits to the on_unhandled_exception handler (default:
+    // stderr). Spawned tasks and actors' tell handlers end up here.
+    void report_unhandled(std::exception_ptr error) noexcept;
+
+    // Opt-in deadlock report (Go's "all goroutines are asleep - deadlock!"): when every
+    // worker has been idle for `grace` with nothing queued, no timer pending and no
+    // spawn_blocking call running, while tasks wait on channels, select, wait groups or full
+    // mailboxes, `handler` gets a deadlock_report (default: its message() on stderr). Reported
+    // once per idle spell; the handler runs on the shared timer thread, so keep it short. Only
+    // tasks that block after this call are counted: call it before spawning. Plain threads are
+    // invisible to the scheduler, so one that sends after a long pause can cause a false
+    // report; choose `grace` longer than such pauses.
+    void
+    report_deadlocks(std::function<void(const deadlock_report&)> handler = {},
+                     std::chrono::steady_clock::duration grace = std::chrono::milliseconds(200));
+
+    // Called by a task's wait (detail::task_wakeup) as it suspends (+1) and resumes (-1).
+    // Returns whether it counted, so the matching -1 is given only for a counted +1.
+    bool count_blocked(blocked_on what, int delta) noexcept override {
+        return deadlock_.count(what, delta);
+    }
+
+private:
+    friend class detail::spawned_task;
+    friend class detail::deadlock_watch<scheduler>;
+
+    // A worker's loop, and where it looks for work.
+    void run_worker(std::size_t index);
+    std::coroutine_handle<> find_work(detail::worker& self);
+    static std::coroutine_handle<> take_next(detail::worker& w) noexcept;
+    std::coroutine_handle<> steal(detail::worker& self);
+    void inject(std::coroutine_handle<> h);
+    std::coroutine_handle<> take_injected();
+    bool has_work() const noexcept;
+
+    // The event count idle workers sleep on.
+    void park();
+    void wake_one() noexcept;
+    void wake_all() noexcept;
+
+    // What the deadlock watch reads of us (see detail/deadlock_watch.hpp).
+    bool all_workers_asleep() const noexcept;
+    bool asleep_since(std::uint32_t seen_epoch) const noexcept;
+    bool stopping() const noexcept;
+    std::uint32_t epoch() const noexcept;
+
+    // Shutdown steps 4 and 5.
+    void destroy_unfinished();
+
+    std::vector<std::unique_ptr<detail::worker>> workers_;
+    std::vector<std::thread> threads_;
+
+    detail::spin_mutex injected_mutex_;
+    std::deque<std::coroutine_handle<>> injected_;
+    std::atomic<std::size_t> injected_count_{0};
+
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint32_t> epoch_{0};
+    std::atomic<std::size_t> sleepers_{0};
+    std::atomic<std::size_t> spinning_{0};
+
+    detail::live_tasks live_;
+
+    std::mutex unhandled_mutex_; // guards unhandled_
+    std::function<void(std::exception_ptr)> unhandled_;
+
+    detail::deadlock_watch<scheduler> deadlock_{*this};
+};
+
+// The process-wide scheduler, started on first use with default_worker_count() workers, and
+// never destroyed: when main returns, its tasks stop wherever they are, as goroutines do.
+scheduler& default_scheduler();
+
+// Go's `go f()`: spawn on the scheduler running the calling task, as a goroutine starts
+// goroutines on its own runtime; from any other thread, on default_scheduler().
+template <class F>
+void go(F&& f) {
+    scheduler* s = scheduler::current();
+    (s ? *s : default_scheduler()).spawn(std::forward<F>(f));
+}
+
+// ---- implementation ------------------------------------------------------------------------
 
 namespace detail {
 
@@ -107,15 +249,12 @@ concept awaitable = requires(A&& a) {
     a.await_resume();
 };
 
-// The root of every spawned piece of work: a coroutine nobody awaits. It registers with its
-// scheduler while alive, so shutdown can destroy it wherever it is suspended.
+// The root of every spawned piece of work: a coroutine nobody awaits. It is in its scheduler's
+// live list while alive, so shutdown can destroy it wherever it is suspended.
 class spawned_task {
 public:
-    struct promise_type : pooled_frame {
-        scheduler* owner = nullptr;
-        // Links in the owner's list of live spawned tasks, guarded by the owner's lock.
-        promise_type* prev = nullptr;
-        promise_type* next = nullptr;
+    struct promise_type : pooled_frame, live_link {
+        scheduler* owner = nullptr; // while in owner's live list
 
         spawned_task get_return_object() noexcept {
             return spawned_task(std::coroutine_handle<promise_type>::from_promise(*this));
@@ -123,8 +262,14 @@ public:
         std::suspend_always initial_suspend() noexcept { return {}; }
         std::suspend_never final_suspend() noexcept { return {}; } // the frame frees itself
         void return_void() noexcept {}
-        void unhandled_exception() noexcept;
-        ~promise_type();
+        void unhandled_exception() noexcept {
+            if (owner)
+                owner->report_unhandled(std::current_exception());
+        }
+        ~promise_type() {
+            if (owner)
+                owner->live_.untrack(*this);
+        }
     };
     using handle = std::coroutine_handle<promise_type>;
 
@@ -134,7 +279,21 @@ public:
         if (h_)
             h_.destroy(); // never handed to a scheduler
     }
-    handle release() noexcept { return std::exchange(h_, {}); }
+
+    // Hands the task to `s`: tracked in its live list until it ends, then made runnable.
+    void start_on(scheduler& s) {
+        handle h = std::exchange(h_, {});
+        h.promise().owner = &s;
+        s.live_.track(h.promise());
+        s.schedule(h);
+    }
+
+    // Shutdown step 5: `t`, taken out of its scheduler's list, is destroyed where it waits.
+    static void destroy(live_link& t) noexcept {
+        promise_type& p = static_cast<promise_type&>(t);
+        p.owner = nullptr; // so its destructor does not look for the list
+        handle::from_promise(p).destroy();
+    }
 
 private:
     explicit spawned_task(handle h) noexcept : h_(h) {}
@@ -174,552 +333,339 @@ struct worker {
 // Consecutive runs from a worker's `next` slot before its deque gets a turn (Tokio's choice).
 inline constexpr std::uint32_t k_max_next_runs = 3;
 
-// The worker the calling thread is, if it is one.
-struct current_worker {
-    scheduler* owner = nullptr;
-    worker* self = nullptr;
-    static current_worker& get() noexcept {
-        thread_local current_worker current;
-        return current;
-    }
-};
-
-} // namespace detail
-
-class scheduler {
-public:
-    // Starts `workers` worker threads (at least 1).
-    explicit scheduler(std::size_t workers = default_worker_count()) {
-        const std::size_t n = std::max<std::size_t>(workers, 1);
-        auto& seed_rng = detail::fast_random::for_this_thread();
-        for (std::size_t i = 0; i < n; ++i)
-            workers_.push_back(std::make_unique<detail::worker>(seed_rng.next()));
-        threads_.reserve(n);
-        for (std::size_t i = 0; i < n; ++i)
-            threads_.emplace_back([this, i] { run_worker(i); });
-    }
-
-    scheduler(const scheduler&) = delete;
-    scheduler& operator=(const scheduler&) = delete;
-
-    // Stops the workers after their current step, joins them, destroys unfinished tasks.
-    ~scheduler() {
-        // release: workers that see the flag (acquire) also see everything before it.
-        stopping_.store(true, std::memory_order_release);
-        wake_all();
-        for (auto& t : threads_)
-            t.join();
-        stop_deadlock_checks();
-        destroy_unfinished();
-    }
-
-    // GOMAXPROCS: the WEFT_WORKERS environment variable if set to a positive number, else
-    // the hardware's thread count.
-    static std::size_t default_worker_count() {
-        if (const char* text = std::getenv("WEFT_WORKERS")) {
-            const long n = std::strtol(text, nullptr, 10);
-            if (n > 0)
-                return static_cast<std::size_t>(n);
-        }
-        return std::max(1u, std::thread::hardware_concurrency());
-    }
-
-    std::size_t size() const noexcept { return workers_.size(); }
-
-    // Fire-and-forget: `f` is a task (or any awaitable), a callable returning one, or a plain
-    // callable. Runs on a worker; an exception it throws goes to the unhandled-exception
-    // handler.
-    template <class F>
-    void spawn(F&& f) {
-        auto h = detail::run_spawned(std::decay_t<F>(std::forward<F>(f))).release();
-        track(h.promise());
-        schedule(h);
-    }
-
-    // Makes `h` runnable on this scheduler: on the calling worker's own deque if it is one of
-    // ours, else on the injection queue. Wakes a parked worker if any.
-    void schedule(std::coroutine_handle<> h) {
-        auto& current = detail::current_worker::get();
-        if (current.owner == this && current.self->deque.push(h)) {
-            // The only worker is the caller, awake by definition: no one to wake, and no
-            // fence to pay for it (fork-join on one worker spawns at a high rate).
-            if (workers_.size() == 1)
-                return;
-        } else {
-            inject(h);
-        }
-        wake_one();
-    }
-
-    // Makes `h`, a task just woken by the calling code, runnable next: on one of our workers it
-    // goes to that worker's `next` slot (what was there moves to the deque), so a task that
-    // wakes another and then waits itself hands its worker over without a round trip through
-    // the queues or a wake-up of another worker. Elsewhere it is schedule(h).
-    void schedule_woken(std::coroutine_handle<> h) {
-        auto& current = detail::current_worker::get();
-        if (current.owner != this)
-            return schedule(h);
-        // acq_rel: the release publishes the woken task's state to whoever takes the slot (this
-        // worker, or a thief's acquire); the acquire takes over the previous occupant's.
-        void* previous = current.self->next.exchange(h.address(), std::memory_order_acq_rel);
-        if (previous)
-            schedule(std::coroutine_handle<>::from_address(previous));
-    }
-
-    // Makes `h` runnable behind everything already queued: the injection queue, FIFO. For
-    // yield(): the task lets others go first.
-    void schedule_last(std::coroutine_handle<> h) {
-        inject(h);
-        wake_one();
-    }
-
-    // The scheduler whose worker is running the calling thread, or null on other threads.
-    static scheduler* current() noexcept { return detail::current_worker::get().owner; }
-
-    // Who hears about exceptions escaping spawned tasks. Set it before spawning work; the
-    // default prints the exception's message to stderr.
-    void on_unhandled_exception(std::function<void(std::exception_ptr)> handler) {
-        std::lock_guard lock(registry_mutex_);
-        unhandled_ = std::move(handler);
-    }
-
-    // Hands an exception nobody awaits to the on_unhandled_exception handler (default:
-    // stderr). Spawned tasks and actors' tell handlers end up here.
-    void report_unhandled(std::exception_ptr error) noexcept {
-        std::function<void(std::exception_ptr)> handler;
-        {
-            std::lock_guard lock(registry_mutex_);
-            handler = unhandled_;
-        }
-        try {
-            if (handler) {
-                handler(error);
-                return;
-            }
-            std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "weft: unhandled exception in a task or actor: %s\n", e.what());
-        } catch (...) {
-            std::fprintf(stderr, "weft: unhandled non-std exception in a task or actor\n");
-        }
-    }
-
-    // Opt-in deadlock report (Go's "all goroutines are asleep - deadlock!"): when every
-    // worker has been idle for `grace` with nothing queued, no timer pending and no
-    // spawn_blocking call running, while tasks wait on channels, select or wait groups,
-    // `handler` gets a deadlock_report (default: its message() on stderr). Reported once per
-    // idle spell; the handler runs on the shared timer thread, so keep it short. Only tasks that
-    // block after this call are counted: call it before spawning. Plain threads are invisible to
-    // the scheduler, so one that sends after a long pause can cause a false report; choose `grace`
-    // longer than such pauses.
-    void
-    report_deadlocks(std::function<void(const deadlock_report&)> handler = {},
-                     std::chrono::steady_clock::duration grace = std::chrono::milliseconds(200)) {
-        std::lock_guard lock(registry_mutex_);
-        if (!handler)
-            handler = [](const deadlock_report& r) {
-                std::fprintf(stderr, "%s\n", r.message().c_str());
-            };
-        deadlock_.handler = std::move(handler);
-        deadlock_.grace = grace;
-        // release: a worker that reads true (acquire) finds the handler set.
-        deadlock_.enabled.store(true, std::memory_order_release);
-    }
-
-    // Called by a task's wait (detail::task_wakeup) as it suspends (+1) and resumes (-1).
-    // Returns whether it counted, so the matching -1 is given only for a counted +1.
-    bool count_blocked(blocked_on what, int delta) noexcept {
-        // relaxed: the count is read only by the deadlock check, which re-reads after grace.
-        if (delta > 0 &&
-            (what == blocked_on::timer || !deadlock_.enabled.load(std::memory_order_relaxed)))
-            return false;
-        deadlock_.blocked[static_cast<std::size_t>(what)].fetch_add(delta,
-                                                                    std::memory_order_relaxed);
-        return true;
-    }
-
-private:
-    friend struct detail::spawned_task::promise_type;
-
-    void run_worker(std::size_t index) {
-        detail::worker& self = *workers_[index];
-        detail::current_worker::get() = {this, &self};
-        // acquire: pairs with the release store in the destructor. Checked before every step,
-        // so a task that keeps yielding cannot hold the worker past a stop.
-        while (!stopping_.load(std::memory_order_acquire)) {
-            if (std::coroutine_handle<> h = find_work(self))
-                h.resume();
-            else
-                park();
-        }
-        detail::current_worker::get() = {};
-    }
-
-    std::coroutine_handle<> find_work(detail::worker& self) {
-        // Every 61st task comes from the injection queue first, so outside submissions are
-        // never starved by a worker that keeps feeding its own deque (61: Go's choice, a prime
-        // that does not beat in step with common loop sizes).
-        if (++self.tick % 61 == 0)
-            if (auto h = take_injected())
-                return h;
-        if (self.next_runs < detail::k_max_next_runs)
-            if (auto h = take_next(self)) {
-                ++self.next_runs;
-                return h;
-            }
-        self.next_runs = 0;
-        if (auto h = self.deque.pop())
-            return *h;
-        if (auto h = take_next(self)) // over the cap, but nothing else is queued here
-            return h;
-        if (auto h = take_injected())
-            return h;
-        return steal(self);
-    }
-
-    static std::coroutine_handle<> take_next(detail::worker& w) noexcept {
-        // relaxed: a cheap look first; most of the time the slot is empty.
-        if (!w.next.load(std::memory_order_relaxed))
-            return {};
-        // acquire: pairs with the release in schedule_woken(); the exchange makes the take
-        // exclusive between the owner and thieves.
-        void* h = w.next.exchange(nullptr, std::memory_order_acquire);
-        return h ? std::coroutine_handle<>::from_address(h) : std::coroutine_handle<>{};
-    }
-
-    // Tries every other worker once, from a random start; again while some steal lost a race.
-    std::coroutine_handle<> steal(detail::worker& self) {
-        const std::size_t n = workers_.size();
-        if (n < 2)
-            return {};
-        for (int round = 0; round < 4; ++round) {
-            bool contended = false;
-            const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
-            for (std::size_t i = 0; i < n; ++i) {
-                detail::worker& victim = *workers_[(start + i) % n];
-                if (&victim == &self)
-                    continue;
-                auto r = victim.deque.steal();
-                if (r)
-                    return r.value;
-                contended = contended || r.status == detail::steal_status::lost_race;
-            }
-            if (!contended)
-                break;
-        }
-        // Every deque is empty: take a task another worker woke but has not got to yet (it is
-        // busy running something else, or it would have taken it).
-        const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
-        for (std::size_t i = 0; i < n; ++i) {
-            detail::worker& victim = *workers_[(start + i) % n];
-            if (&victim != &self)
-                if (auto h = take_next(victim))
-                    return h;
-        }
-        return {};
-    }
-
-    void inject(std::coroutine_handle<> h) {
-        std::lock_guard lock(injected_mutex_);
-        injected_.push_back(h);
-        // relaxed: a hint for has_work() and take_injected(); the lock orders the queue itself,
-        // and wake_one()'s fence orders this store against a parking worker's check.
-        injected_count_.store(injected_.size(), std::memory_order_relaxed);
-    }
-
-    std::coroutine_handle<> take_injected() {
-        // relaxed: a hint to skip the lock when empty; a missed item is found on the next look
-        // (a parking worker re-checks after its fence).
-        if (injected_count_.load(std::memory_order_relaxed) == 0)
-            return {};
-        std::lock_guard lock(injected_mutex_);
-        if (injected_.empty())
-            return {};
-        auto h = injected_.front();
-        injected_.pop_front();
-        // relaxed: as in inject().
-        injected_count_.store(injected_.size(), std::memory_order_relaxed);
-        return h;
-    }
-
-    // Queued work. A worker's `next` slot does not count: its owner is awake and takes it
-    // before it looks anywhere else, so nobody needs waking for it.
-    bool has_work() const noexcept {
-        // relaxed loads: the caller issued a seq_cst fence first (see park()).
-        if (injected_count_.load(std::memory_order_relaxed) != 0)
-            return true;
-        for (const auto& w : workers_)
-            if (w->deque.size_hint() != 0)
-                return true;
-        return false;
-    }
-
-    // The event count. A worker that found nothing announces itself in sleepers_, fences,
-    // and looks for work once more before it waits for epoch_ to move; whoever makes work
-    // runnable fences and then reads sleepers_. With both fences seq_cst one side always sees
-    // the other: either the worker finds the new work, or the producer sees the sleeper and
-    // bumps epoch_, which the worker's wait() cannot miss (it read epoch_ before announcing).
-    void park() {
-        // Search a little longer first (a task is often about to appear), but never with more
-        // than half the workers at once: the rest would only burn CPU.
-        const std::size_t max_spinning = std::max<std::size_t>(1, workers_.size() / 2);
-        // relaxed: a soft cap, not a synchronization point.
-        if (spinning_.fetch_add(1, std::memory_order_relaxed) < max_spinning) {
-            detail::backoff spin;
-            for (int i = 0; i < 16; ++i) {
-                spin.snooze();
-                if (has_work()) {
-                    spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
-                    return;
-                }
-            }
-        }
-        spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
-
-        // acquire: pairs with the release increment in wake_one()/wake_all().
-        const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
-        // relaxed: ordered by the fence just below.
-        sleepers_.fetch_add(1, std::memory_order_relaxed);
-        // seq_cst: pairs with the fence in wake_one() (see above).
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        // acquire: as in run_worker().
-        if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
-            arm_deadlock_check(seen);
-            epoch_.wait(seen, std::memory_order_acquire); // acquire: as the load of seen
-        }
-        sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
-    }
-
-    void wake_one() noexcept {
-        // seq_cst: pairs with the fence in park(): orders our queue write before this read.
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        // relaxed: ordered by the fence above.
-        if (sleepers_.load(std::memory_order_relaxed) == 0)
-            return;
-        // release: the woken worker's acquire of epoch_ sees the work we queued.
-        epoch_.fetch_add(1, std::memory_order_release);
-        epoch_.notify_one();
-    }
-
-    void wake_all() noexcept {
-        // release: as in wake_one().
-        epoch_.fetch_add(1, std::memory_order_release);
-        epoch_.notify_all();
-    }
-
-    // --- deadlock report -----------------------------------------------------------------
-
-    // After the workers are joined: no new check is scheduled, and one running now finishes.
-    void stop_deadlock_checks() {
-        detail::timer_service::timer_id id = 0;
-        {
-            std::lock_guard lock(registry_mutex_);
-            deadlock_.closed = true;
-            id = deadlock_.timer;
-        }
-        if (id)
-            detail::timer_service::instance().cancel_and_wait(id);
-    }
-
-    std::int64_t blocked_tasks() const noexcept {
-        std::int64_t total = 0;
-        for (const auto& n : deadlock_.blocked)
-            total += n.load(std::memory_order_relaxed); // relaxed: see count_blocked()
-        return total;
-    }
-
-    // A worker about to sleep: if it is the last one awake and tasks are blocked, look again
-    // after the grace period (one check at a time).
-    void arm_deadlock_check(std::uint32_t seen_epoch) {
-        // relaxed: enabled only switches on; a stale false skips one check.
-        if (!deadlock_.enabled.load(std::memory_order_relaxed))
-            return;
-        // seq_cst, sleepers_ and the CAS: pair with check_deadlock()'s store of armed (see
-        // there), so a worker going to sleep and a finishing check never both skip arming.
-        if (sleepers_.load(std::memory_order_seq_cst) != workers_.size() || blocked_tasks() <= 0)
-            return;
-        bool idle = false;
-        if (deadlock_.armed.compare_exchange_strong(idle, true, std::memory_order_seq_cst))
-            schedule_deadlock_check(seen_epoch);
-    }
-
-    // Under the lock, so the destructor either sees the new timer's id or stops it being made.
-    void schedule_deadlock_check(std::uint32_t seen_epoch) {
-        std::lock_guard lock(registry_mutex_);
-        if (deadlock_.closed)
-            return;
-        deadlock_.timer = detail::timer_service::instance().schedule(
-            detail::deadline_after(deadlock_.grace),
-            [this, seen_epoch] { check_deadlock(seen_epoch); });
-    }
-
-    // On the timer thread, `grace` after the last worker went to sleep in epoch `seen_epoch`.
-    void check_deadlock(std::uint32_t seen_epoch) {
-        // Every worker still asleep since then: any wake-up moves epoch_. acquire/relaxed: a
-        // stale read can only make us skip a report or look once more.
-        const bool asleep = sleepers_.load(std::memory_order_relaxed) == workers_.size() &&
-                            epoch_.load(std::memory_order_acquire) == seen_epoch && !has_work() &&
-                            !stopping_.load(std::memory_order_acquire);
-        if (!asleep || blocked_tasks() <= 0) {
-            // seq_cst: a worker that parks meanwhile either sees armed_ false and arms, or
-            // has already counted itself in sleepers_, which we read next.
-            deadlock_.armed.store(false, std::memory_order_seq_cst);
-            // Every worker may have woken and gone back to sleep since (a new epoch) while
-            // this check was armed, so none of them armed one: look again from now. A worker
-            // that is awake arms when it sleeps.
-            if (!stopping_.load(std::memory_order_acquire)) // acquire: as in run_worker()
-                arm_deadlock_check(epoch_.load(std::memory_order_acquire)); // acquire: as park
-            return;
-        }
-        // A pending timer or a blocking call may still wake a task: look again later, since no
-        // worker will wake up to arm a new check.
-        if (detail::timer_service::instance().pending() != 0 ||
-            detail::blocking_pool::instance().running() != 0)
-            return schedule_deadlock_check(seen_epoch);
-        deadlock_report report;
-        report.receiving = blocked_count(blocked_on::channel_receive);
-        report.sending = blocked_count(blocked_on::channel_send);
-        report.selecting = blocked_count(blocked_on::select);
-        report.wait_groups = blocked_count(blocked_on::wait_group);
-        std::function<void(const deadlock_report&)> handler;
-        {
-            std::lock_guard lock(registry_mutex_);
-            if (!deadlock_.closed && deadlock_.reported_epoch != seen_epoch) {
-                deadlock_.reported_epoch = seen_epoch; // once per idle spell
-                handler = deadlock_.handler;
-            }
-        }
-        deadlock_.armed.store(false, std::memory_order_seq_cst); // seq_cst: see above
-        if (handler)
-            handler(report);
-    }
-
-    std::size_t blocked_count(blocked_on what) const noexcept {
-        // relaxed: see count_blocked().
-        const auto n =
-            deadlock_.blocked[static_cast<std::size_t>(what)].load(std::memory_order_relaxed);
-        return n > 0 ? static_cast<std::size_t>(n) : 0;
-    }
-
-    // --- live spawned tasks ------------------------------------------------------------------
-
-    // The live list is split in shards by frame address, so spawns on different workers (and
-    // actors' drain jobs) rarely meet on one lock.
-    struct live_shard {
-        detail::spin_mutex mutex;
-        detail::spawned_task::promise_type* head = nullptr;
-    };
-    static constexpr std::size_t k_live_shards = 16;
-
-    live_shard& shard_of(const detail::spawned_task::promise_type& p) noexcept {
-        // The low bits of a frame address carry little (alignment): skip them.
-        return live_[(reinterpret_cast<std::uintptr_t>(&p) >> 6) % k_live_shards];
-    }
-
-    void track(detail::spawned_task::promise_type& p) {
-        live_shard& shard = shard_of(p);
-        std::lock_guard lock(shard.mutex);
-        p.owner = this;
-        p.prev = nullptr;
-        p.next = shard.head;
-        if (shard.head)
-            shard.head->prev = &p;
-        shard.head = &p;
-    }
-
-    void untrack(detail::spawned_task::promise_type& p) noexcept {
-        live_shard& shard = shard_of(p);
-        std::lock_guard lock(shard.mutex);
-        if (p.prev)
-            p.prev->next = p.next;
-        else
-            shard.head = p.next;
-        if (p.next)
-            p.next->prev = p.prev;
-        p.owner = nullptr;
-    }
-
-    // After the workers are gone: what is queued is dropped (each handle belongs to some live
-    // spawned task's frame, directly or through the tasks it awaits), then each live spawned
-    // task is destroyed, which destroys the tasks it owns.
-    void destroy_unfinished() {
-        {
-            // A timer, blocking-pool or plain thread may still wake one of our tasks now
-            // (inject() locks too); the frame it wakes is destroyed below and never runs.
-            std::lock_guard lock(injected_mutex_);
-            injected_.clear();
-        }
-        for (auto& w : workers_) {
-            while (w->deque.pop()) {
-            }
-            w->next.store(nullptr, std::memory_order_relaxed); // relaxed: the workers are gone
-        }
-        for (live_shard& shard : live_) {
-            for (;;) {
-                detail::spawned_task::promise_type* p = nullptr;
-                {
-                    std::lock_guard lock(shard.mutex);
-                    p = shard.head;
-                }
-                if (!p)
-                    break;
-                untrack(*p); // so its destructor does not look for us
-                detail::spawned_task::handle::from_promise(*p).destroy();
-            }
-        }
-    }
-
-    std::vector<std::unique_ptr<detail::worker>> workers_;
-    std::vector<std::thread> threads_;
-
-    detail::spin_mutex injected_mutex_;
-    std::deque<std::coroutine_handle<>> injected_;
-    std::atomic<std::size_t> injected_count_{0};
-
-    std::atomic<bool> stopping_{false};
-    std::atomic<std::uint32_t> epoch_{0};
-    std::atomic<std::size_t> sleepers_{0};
-    std::atomic<std::size_t> spinning_{0};
-
-    std::array<live_shard, k_live_shards> live_;
-
-    std::mutex registry_mutex_; // guards unhandled_ and the deadlock report's settings
-    std::function<void(std::exception_ptr)> unhandled_;
-
-    struct deadlock_state {
-        std::atomic<bool> enabled{false};
-        std::atomic<bool> armed{false}; // a check is scheduled on the timer thread
-        std::array<std::atomic<std::int64_t>, 4> blocked{}; // tasks waiting, by blocked_on
-        // Guarded by registry_mutex_:
-        detail::timer_service::timer_id timer = 0; // the latest check scheduled
-        bool closed = false;                       // the scheduler is being destroyed
-        std::function<void(const deadlock_report&)> handler;
-        std::chrono::steady_clock::duration grace{};
-        std::uint32_t reported_epoch = ~0u;
-    } deadlock_;
-};
-
-namespace detail {
-
-inline void spawned_task::promise_type::unhandled_exception() noexcept {
-    if (owner)
-        owner->report_unhandled(std::current_exception());
-}
-
-inline spawned_task::promise_type::~promise_type() {
-    if (owner)
-        owner->untrack(*this);
-}
-
 // Set once default_scheduler() has been started; lets a test see that go() in a task did not.
 inline std::atomic<bool> default_scheduler_started{false};
 
 } // namespace detail
 
-// The process-wide scheduler, started on first use with default_worker_count() workers, and
-// never destroyed: when main returns, its tasks stop wherever they are, as goroutines do.
-//
-// Why never destroyed (the exit race): as a function-local static it was destroyed at exit, in
+// --- construction and shutdown ---
+
+inline scheduler::scheduler(std::size_t workers) {
+    const std::size_t n = std::max<std::size_t>(workers, 1);
+    auto& seed_rng = detail::fast_random::for_this_thread();
+    for (std::size_t i = 0; i < n; ++i)
+        workers_.push_back(std::make_unique<detail::worker>(seed_rng.next()));
+    threads_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+        threads_.emplace_back([this, i] { run_worker(i); });
+}
+
+inline scheduler::~scheduler() {
+    // Step 1. release: workers that see the flag (acquire) also see everything before it.
+    stopping_.store(true, std::memory_order_release);
+    wake_all();
+    for (auto& t : threads_) // step 2
+        t.join();
+    deadlock_.stop(); // step 3
+    destroy_unfinished();
+}
+
+inline std::size_t scheduler::default_worker_count() {
+    if (const char* text = std::getenv("WEFT_WORKERS")) {
+        const long n = std::strtol(text, nullptr, 10);
+        if (n > 0)
+            return static_cast<std::size_t>(n);
+    }
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// After the workers are gone: what is queued is dropped (step 4), then each live spawned task
+// is destroyed (step 5).
+inline void scheduler::destroy_unfinished() {
+    {
+        // A timer, blocking-pool or plain thread may still wake one of our tasks now
+        // (inject() locks too); the frame it wakes is destroyed below and never runs.
+        std::lock_guard lock(injected_mutex_);
+        injected_.clear();
+    }
+    for (auto& w : workers_) {
+        while (w->deque.pop()) {
+        }
+        w->next.store(nullptr, std::memory_order_relaxed); // relaxed: the workers are gone
+    }
+    live_.destroy_all(&detail::spawned_task::destroy);
+}
+
+// --- submitting work ---
+
+template <class F>
+void scheduler::spawn(F&& f) {
+    detail::run_spawned(std::decay_t<F>(std::forward<F>(f))).start_on(*this);
+}
+
+inline void scheduler::schedule(std::coroutine_handle<> h) {
+    auto& current = detail::current_worker::get();
+    if (current.host == this && current.self->deque.push(h)) {
+        // The only worker is the caller, awake by definition: no one to wake, and no
+        // fence to pay for it (fork-join on one worker spawns at a high rate).
+        if (workers_.size() == 1)
+            return;
+    } else {
+        inject(h);
+    }
+    wake_one();
+}
+
+inline void scheduler::schedule_woken(std::coroutine_handle<> h) {
+    auto& current = detail::current_worker::get();
+    if (current.host != this)
+        return schedule(h);
+    // acq_rel: the release publishes the woken task's state to whoever takes the slot (this
+    // worker, or a thief's acquire); the acquire takes over the previous occupant's.
+    void* previous = current.self->next.exchange(h.address(), std::memory_order_acq_rel);
+    if (previous)
+        schedule(std::coroutine_handle<>::from_address(previous));
+}
+
+inline void scheduler::schedule_last(std::coroutine_handle<> h) {
+    inject(h);
+    wake_one();
+}
+
+inline scheduler* scheduler::current() noexcept {
+    // Every task_host is a scheduler: this class is the only implementation.
+    return static_cast<scheduler*>(detail::current_worker::get().host);
+}
+
+// --- exceptions and the deadlock report ---
+
+inline void scheduler::on_unhandled_exception(std::function<void(std::exception_ptr)> handler) {
+    std::lock_guard lock(unhandled_mutex_);
+    unhandled_ = std::move(handler);
+}
+
+inline void scheduler::report_unhandled(std::exception_ptr error) noexcept {
+    std::function<void(std::exception_ptr)> handler;
+    {
+        std::lock_guard lock(unhandled_mutex_);
+        handler = unhandled_;
+    }
+    try {
+        if (handler) {
+            handler(error);
+            return;
+        }
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft: unhandled exception in a task or actor: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "weft: unhandled non-std exception in a task or actor\n");
+    }
+}
+
+inline void scheduler::report_deadlocks(std::function<void(const deadlock_report&)> handler,
+                                        std::chrono::steady_clock::duration grace) {
+    if (!handler)
+        handler = [](const deadlock_report& r) {
+            std::fprintf(stderr, "%s\n", r.message().c_str());
+        };
+    deadlock_.enable(
+        [handler = std::move(handler)](const detail::blocked_counts& blocked) {
+            auto n = [&](blocked_on what) { return blocked[static_cast<std::size_t>(what)]; };
+            handler(deadlock_report{.receiving = n(blocked_on::channel_receive),
+                                    .sending = n(blocked_on::channel_send),
+                                    .selecting = n(blocked_on::select),
+                                    .wait_groups = n(blocked_on::wait_group),
+                                    .mailboxes = n(blocked_on::mailbox)});
+        },
+        grace);
+}
+
+// --- the workers ---
+
+inline void scheduler::run_worker(std::size_t index) {
+    detail::worker& self = *workers_[index];
+    detail::current_worker::get() = {this, &self};
+    // acquire: pairs with the release store in the destructor. Checked before every step,
+    // so a task that keeps yielding cannot hold the worker past a stop.
+    while (!stopping_.load(std::memory_order_acquire)) {
+        if (std::coroutine_handle<> h = find_work(self))
+            h.resume();
+        else
+            park();
+    }
+    detail::current_worker::get() = {};
+}
+
+inline std::coroutine_handle<> scheduler::find_work(detail::worker& self) {
+    // Every 61st task comes from the injection queue first, so outside submissions are
+    // never starved by a worker that keeps feeding its own deque (61: Go's choice, a prime
+    // that does not beat in step with common loop sizes).
+    if (++self.tick % 61 == 0)
+        if (auto h = take_injected())
+            return h;
+    if (self.next_runs < detail::k_max_next_runs)
+        if (auto h = take_next(self)) {
+            ++self.next_runs;
+            return h;
+        }
+    self.next_runs = 0;
+    if (auto h = self.deque.pop())
+        return *h;
+    if (auto h = take_next(self)) // over the cap, but nothing else is queued here
+        return h;
+    if (auto h = take_injected())
+        return h;
+    return steal(self);
+}
+
+inline std::coroutine_handle<> scheduler::take_next(detail::worker& w) noexcept {
+    // relaxed: a cheap look first; most of the time the slot is empty.
+    if (!w.next.load(std::memory_order_relaxed))
+        return {};
+    // acquire: pairs with the release in schedule_woken(); the exchange makes the take
+    // exclusive between the owner and thieves.
+    void* h = w.next.exchange(nullptr, std::memory_order_acquire);
+    return h ? std::coroutine_handle<>::from_address(h) : std::coroutine_handle<>{};
+}
+
+// Tries every other worker once, from a random start; again while some steal lost a race.
+inline std::coroutine_handle<> scheduler::steal(detail::worker& self) {
+    const std::size_t n = workers_.size();
+    if (n < 2)
+        return {};
+    for (int round = 0; round < 4; ++round) {
+        bool contended = false;
+        const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
+        for (std::size_t i = 0; i < n; ++i) {
+            detail::worker& victim = *workers_[(start + i) % n];
+            if (&victim == &self)
+                continue;
+            auto r = victim.deque.steal();
+            if (r)
+                return r.value;
+            contended = contended || r.status == detail::steal_status::lost_race;
+        }
+        if (!contended)
+            break;
+    }
+    // Every deque is empty: take a task another worker woke but has not got to yet (it is
+    // busy running something else, or it would have taken it).
+    const std::size_t start = self.rng.below(static_cast<std::uint32_t>(n));
+    for (std::size_t i = 0; i < n; ++i) {
+        detail::worker& victim = *workers_[(start + i) % n];
+        if (&victim != &self)
+            if (auto h = take_next(victim))
+                return h;
+    }
+    return {};
+}
+
+inline void scheduler::inject(std::coroutine_handle<> h) {
+    std::lock_guard lock(injected_mutex_);
+    injected_.push_back(h);
+    // relaxed: a hint for has_work() and take_injected(); the lock orders the queue itself,
+    // and wake_one()'s fence orders this store against a parking worker's check.
+    injected_count_.store(injected_.size(), std::memory_order_relaxed);
+}
+
+inline std::coroutine_handle<> scheduler::take_injected() {
+    // relaxed: a hint to skip the lock when empty; a missed item is found on the next look
+    // (a parking worker re-checks after its fence).
+    if (injected_count_.load(std::memory_order_relaxed) == 0)
+        return {};
+    std::lock_guard lock(injected_mutex_);
+    if (injected_.empty())
+        return {};
+    auto h = injected_.front();
+    injected_.pop_front();
+    // relaxed: as in inject().
+    injected_count_.store(injected_.size(), std::memory_order_relaxed);
+    return h;
+}
+
+// Queued work. A worker's `next` slot does not count: its owner is awake and takes it
+// before it looks anywhere else, so nobody needs waking for it.
+inline bool scheduler::has_work() const noexcept {
+    // relaxed loads: the caller issued a seq_cst fence first (see park()).
+    if (injected_count_.load(std::memory_order_relaxed) != 0)
+        return true;
+    for (const auto& w : workers_)
+        if (w->deque.size_hint() != 0)
+            return true;
+    return false;
+}
+
+// --- the event count ---
+
+// A worker that found nothing announces itself in sleepers_, fences, and looks for work once
+// more before it waits for epoch_ to move; whoever makes work runnable fences and then reads
+// sleepers_. With both fences seq_cst one side always sees the other: either the worker finds
+// the new work, or the producer sees the sleeper and bumps epoch_, which the worker's wait()
+// cannot miss (it read epoch_ before announcing).
+inline void scheduler::park() {
+    // Search a little longer first (a task is often about to appear), but never with more
+    // than half the workers at once: the rest would only burn CPU.
+    const std::size_t max_spinning = std::max<std::size_t>(1, workers_.size() / 2);
+    // relaxed: a soft cap, not a synchronization point.
+    if (spinning_.fetch_add(1, std::memory_order_relaxed) < max_spinning) {
+        detail::backoff spin;
+        for (int i = 0; i < 16; ++i) {
+            spin.snooze();
+            if (has_work()) {
+                spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
+                return;
+            }
+        }
+    }
+    spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
+
+    // acquire: pairs with the release increment in wake_one()/wake_all().
+    const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
+    // relaxed: ordered by the fence just below.
+    sleepers_.fetch_add(1, std::memory_order_relaxed);
+    // seq_cst: pairs with the fence in wake_one() (see above).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // acquire: as in run_worker().
+    if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
+        deadlock_.arm(seen);
+        epoch_.wait(seen, std::memory_order_acquire); // acquire: as the load of seen
+    }
+    sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
+}
+
+inline void scheduler::wake_one() noexcept {
+    // seq_cst: pairs with the fence in park(): orders our queue write before this read.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    if (sleepers_.load(std::memory_order_relaxed) == 0)
+        return;
+    // release: the woken worker's acquire of epoch_ sees the work we queued.
+    epoch_.fetch_add(1, std::memory_order_release);
+    epoch_.notify_one();
+}
+
+inline void scheduler::wake_all() noexcept {
+    // release: as in wake_one().
+    epoch_.fetch_add(1, std::memory_order_release);
+    epoch_.notify_all();
+}
+
+// --- what the deadlock watch reads ---
+
+inline bool scheduler::all_workers_asleep() const noexcept {
+    // seq_cst: pairs with the watch's store of `armed` (deadlock_watch::arm and check).
+    return sleepers_.load(std::memory_order_seq_cst) == workers_.size();
+}
+
+inline bool scheduler::asleep_since(std::uint32_t seen_epoch) const noexcept {
+    // Any wake-up moves epoch_. relaxed/acquire: a stale read can only make the watch skip a
+    // report or look once more.
+    return sleepers_.load(std::memory_order_relaxed) == workers_.size() &&
+           epoch_.load(std::memory_order_acquire) == seen_epoch && !has_work() && !stopping();
+}
+
+inline bool scheduler::stopping() const noexcept {
+    return stopping_.load(std::memory_order_acquire); // acquire: as in run_worker()
+}
+
+inline std::uint32_t scheduler::epoch() const noexcept {
+    return epoch_.load(std::memory_order_acquire); // acquire: as in park()
+}
+
+// --- the default scheduler ---
+
+// Never destroyed (the exit race): as a function-local static it was destroyed at exit, in
 // reverse order of construction. Its own workers were joined first, but other threads could
 // still be inside it or enter it: a worker of another scheduler made earlier (a static one,
 // destroyed later) whose task had just spawned here and was still in schedule()/wake_one(), a
@@ -737,12 +683,21 @@ inline scheduler& default_scheduler() {
     return *instance;
 }
 
-// Go's `go f()`: spawn on the scheduler running the calling task, as a goroutine starts
-// goroutines on its own runtime; from any other thread, on default_scheduler().
-template <class F>
-void go(F&& f) {
-    scheduler* s = scheduler::current();
-    (s ? *s : default_scheduler()).spawn(std::forward<F>(f));
+namespace detail {
+
+inline task_host& default_host() {
+    return default_scheduler();
 }
+
+// Installs default_scheduler() as the fallback host of a task that waits on a thread no worker
+// runs (see task_host.hpp), while the statics of each translation unit that includes this
+// header are initialized.
+inline const bool default_host_installed = [] {
+    // release: pairs with the acquire in current_host().
+    fallback_host.store(&default_host, std::memory_order_release);
+    return true;
+}();
+
+} // namespace detail
 
 } // namespace weft

@@ -27,6 +27,12 @@ namespace weft {
 template <class R>
 using blocking_call = future<R>;
 
+// Runs `f()` on the blocking pool and returns a future of its result.
+template <class F>
+future<std::invoke_result_t<std::decay_t<F>&>> spawn_blocking(F&& f);
+
+// ---- implementation ------------------------------------------------------------------------
+
 namespace detail {
 
 // The call and its result: `f` lives here until the pool runs it.
@@ -53,7 +59,6 @@ struct blocking_call_of final : blocking_job, future_state<R> {
 
 } // namespace detail
 
-// Runs `f()` on the blocking pool and returns a future of its result.
 template <class F>
 future<std::invoke_result_t<std::decay_t<F>&>> spawn_blocking(F&& f) {
     using fn_type = std::decay_t<F>;

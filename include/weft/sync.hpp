@@ -90,8 +90,7 @@ private:
     // task_park's clean-up when a waiting task's frame is destroyed.
     void cancel(detail::waiter& w) noexcept {
         std::lock_guard lock(mutex_);
-        if (w.queue)
-            waiters_.remove(&w);
+        detail::unlink(w);
     }
 
     template <bool HasDeadline, class Deadline = std::chrono::steady_clock::time_point>
@@ -109,9 +108,7 @@ private:
         if constexpr (!HasDeadline) {
             ctx.wait();
         } else if (!ctx.wait_until(deadline)) {
-            std::lock_guard lock(mutex_);
-            if (w.queue)
-                waiters_.remove(&w);
+            cancel(w);
             return false;
         }
         return true;

@@ -86,7 +86,6 @@ public:
 
 private:
     void arm(std::chrono::steady_clock::duration delay); // with the state's mutex held
-    bool disarm();                                       // likewise
     detail::timer_state& live(const char* what) const;
 
     std::shared_ptr<detail::timer_state> state_;
@@ -186,10 +185,26 @@ struct timer_state {
     bool active = false;
     std::chrono::steady_clock::duration period{}; // tickers only
 
-    // Takes back a value that fired before a stop/reset, so the reader never sees a stale
-    // one. True if there was one (it had fired and was not received).
-    bool drain() { return ch.try_recv().has_value(); }
+    // With `mutex` held, for stop() and reset() of both: the pending callback will not send,
+    // and a value that fired but was not received is taken back, so the reader never sees a
+    // stale one. True if it was pending or a value was taken back (Go 1.23's Stop).
+    bool halt() {
+        const bool was_pending = active;
+        active = false;
+        ++generation;
+        timer_service::instance().cancel(id);
+        const bool took_back = ch.try_recv().has_value();
+        return was_pending || took_back;
+    }
 };
+
+// The state of a timer or ticker handle; a moved-from handle's use is a bug, said plainly.
+inline timer_state& live_state(const std::shared_ptr<timer_state>& state, const char* what,
+                               const char* type) {
+    if (!state)
+        throw std::logic_error(std::string("weft: ") + what + " on a moved-from " + type);
+    return *state;
+}
 
 // after()'s channel. The pending callback holds it only weakly, and the deleter of its state
 // cancels the timer: once every receiver is gone the timer and its memory are freed at once.
@@ -211,17 +226,12 @@ inline channel<time_point> after_channel(time_point when) {
         when, [weak = std::weak_ptr<channel_state<time_point>>(state)] {
             if (std::shared_ptr<channel_state<time_point>> alive = weak.lock()) {
                 time_point now = std::chrono::steady_clock::now();
-                (void)alive->try_send(now);
+                (void)alive->try_now(sending{}, now);
             }
         });
     // We hold `state`, so its deleter cannot run before it knows the id.
     std::get_deleter<cancel_timer>(state)->id = id;
     return channel_access::adopt(std::move(state));
-}
-
-// stop()/reset()/channel() on a moved-from timer or ticker: a bug, said plainly.
-[[noreturn]] inline void throw_moved_from(const char* what, const char* type) {
-    throw std::logic_error(std::string("weft: ") + what + " on a moved-from " + type);
 }
 
 } // namespace detail
@@ -256,19 +266,16 @@ inline receiver<time_point> timer::channel() const {
 inline bool timer::stop() {
     detail::timer_state& s = live("stop()");
     std::lock_guard lock(s.mutex);
-    const bool was_pending = disarm();
-    const bool took_back = s.drain();
-    return was_pending || took_back;
+    return s.halt();
 }
 
 template <class Rep, class Period>
 bool timer::reset(std::chrono::duration<Rep, Period> delay) {
     detail::timer_state& s = live("reset()");
     std::lock_guard lock(s.mutex);
-    const bool was_pending = disarm();
-    const bool took_back = s.drain();
+    const bool stopped = s.halt();
     arm(detail::saturating_ticks(delay));
-    return was_pending || took_back;
+    return stopped;
 }
 
 inline void timer::arm(std::chrono::steady_clock::duration delay) {
@@ -285,18 +292,8 @@ inline void timer::arm(std::chrono::steady_clock::duration delay) {
         });
 }
 
-inline bool timer::disarm() {
-    const bool was_active = state_->active;
-    state_->active = false;
-    ++state_->generation;
-    detail::timer_service::instance().cancel(state_->id);
-    return was_active;
-}
-
 inline detail::timer_state& timer::live(const char* what) const {
-    if (!state_)
-        detail::throw_moved_from(what, "timer");
-    return *state_;
+    return detail::live_state(state_, what, "timer");
 }
 
 // --- ticker ---
@@ -330,10 +327,7 @@ inline receiver<time_point> ticker::channel() const {
 inline void ticker::stop() {
     detail::timer_state& s = live("stop()");
     std::lock_guard lock(s.mutex);
-    s.active = false;
-    ++s.generation;
-    detail::timer_service::instance().cancel(s.id);
-    s.drain();
+    (void)s.halt();
 }
 
 template <class Rep, class Period>
@@ -341,9 +335,7 @@ void ticker::reset(std::chrono::duration<Rep, Period> period) {
     const std::chrono::steady_clock::duration ticks = checked(period);
     detail::timer_state& s = live("reset()");
     std::lock_guard lock(s.mutex);
-    ++s.generation;
-    detail::timer_service::instance().cancel(s.id);
-    s.drain();
+    (void)s.halt();
     start(ticks);
 }
 
@@ -356,9 +348,7 @@ std::chrono::steady_clock::duration ticker::checked(std::chrono::duration<Rep, P
 }
 
 inline detail::timer_state& ticker::live(const char* what) const {
-    if (!state_)
-        detail::throw_moved_from(what, "ticker");
-    return *state_;
+    return detail::live_state(state_, what, "ticker");
 }
 
 namespace detail {

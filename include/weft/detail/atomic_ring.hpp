@@ -26,8 +26,8 @@
 
 namespace weft::detail {
 
-// What one attempt at a channel operation found: the ring's answer, and the channel's locked
-// path's too.
+// What one attempt at a channel operation found: the ring's answer, and the locked flavor's
+// too (channel_locked.hpp).
 enum class attempt { done, not_ready, closed };
 
 // A ring's two indices read one after the other: what select's double collect compares (see
@@ -59,7 +59,7 @@ public:
     atomic_ring& operator=(const atomic_ring&) = delete;
     ~atomic_ring() {
         if (capacity_ == 0)
-            return; // the unused ring of a channel on the locked path
+            return; // no slots to drain
         std::optional<T> drop;
         while (try_pop(drop) == attempt::done)
             drop.reset();
@@ -153,9 +153,10 @@ public:
     }
 
     // Marks the ring closed: later pushes fail; values already pushed can still be popped.
-    void close() noexcept {
+    // False if it was closed already.
+    bool close() noexcept {
         // seq_cst: ordered against every push's tail CAS, so each push is before or after it.
-        tail_.fetch_or(mark_bit_, std::memory_order_seq_cst);
+        return (tail_.fetch_or(mark_bit_, std::memory_order_seq_cst) & mark_bit_) == 0;
     }
 
     // Non-consuming checks for the waiter handshake (called after a seq_cst fence): true if a

@@ -1,5 +1,6 @@
-// weft::detail random numbers for scheduling decisions (select's case order, later victim
-// choice): fast, per-thread, never shared, not for anything that needs real randomness.
+// weft::detail random numbers for scheduling decisions (select's case order, a thief's choice
+// of victim, the workers' seeds): fast, never shared between threads, not for anything that
+// needs real randomness.
 #pragma once
 
 #include <atomic>

@@ -1,19 +1,21 @@
 // weft::detail::task_wakeup and task_park — how a coroutine task waits in wait queues (a
-// channel's, a select's, a wait_group's).
+// channel's, a select's, a wait_group's, an actor mailbox's).
 //
 // task_wakeup is a wait_context whose claimant, instead of unparking a thread, reschedules
-// the suspended task on its scheduler. One race needs care: once a waiter is linked and the
-// lock released, a claimant may signal before await_suspend has returned. `phase_` settles
-// it: whichever of await_suspend's end and the signal comes second resumes the task (the
-// signal by scheduling it, await_suspend by returning false), so the task never runs on two
-// threads at once and nothing touches the frame after it may have resumed.
+// the suspended task on its scheduler (its task_host, see task_host.hpp). One race needs care:
+// once a waiter is linked and the lock released, a claimant may signal before await_suspend
+// has returned. `phase_` settles it: whichever of await_suspend's end and the signal comes
+// second resumes the task (the signal by scheduling it, await_suspend by returning false), so
+// the task never runs on two threads at once and nothing touches the frame after it may have
+// resumed.
 //
-// task_park runs one channel or wait_group operation step by step with one waiter. If the
-// frame is destroyed while the task waits (its scheduler shut down), its destructor takes the
-// waiter out of its owner's queue, so the queue never points into freed memory.
+// task_park runs one operation (a channel's, a wait_group's, a mailbox's) step by step with one
+// waiter. If the frame is destroyed while the task waits (its scheduler shut down), its
+// destructor takes the waiter out of its owner's queue, so the queue never points into freed
+// memory.
 #pragma once
 
-#include "../scheduler.hpp"
+#include "task_host.hpp"
 #include "timer_service.hpp"
 #include "waiter.hpp"
 
@@ -36,7 +38,7 @@ public:
     task_wakeup& operator=(const task_wakeup&) = delete;
     ~task_wakeup() {
         if (counted_) // destroyed mid-wait
-            scheduler_->count_blocked(what_, -1);
+            host_->count_blocked(what_, -1);
     }
 
     wait_context& context() noexcept { return ctx_; }
@@ -58,11 +60,9 @@ public:
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
         handle_ = h;
-        scheduler_ = scheduler::current();
-        if (!scheduler_)
-            scheduler_ = &default_scheduler();
-        counted_ = scheduler_->count_blocked(what_, +1);
-        // acq_rel: the release publishes handle_/scheduler_ to a signal that comes later; the
+        host_ = &current_host();
+        counted_ = host_->count_blocked(what_, +1);
+        // acq_rel: the release publishes handle_/host_ to a signal that comes later; the
         // acquire sees the claimant's writes (outcome, value) if it came first.
         if (phase_.exchange(k_suspended, std::memory_order_acq_rel) != k_signalled)
             return true;
@@ -78,7 +78,7 @@ private:
 
     void uncount() noexcept {
         if (counted_) {
-            scheduler_->count_blocked(what_, -1);
+            host_->count_blocked(what_, -1);
             counted_ = false;
         }
     }
@@ -88,17 +88,17 @@ private:
     static void signal(wait_context& ctx) noexcept {
         auto* self = static_cast<task_wakeup*>(ctx.resume_arg);
         // acq_rel: the release publishes the claimant's writes to the resumed task; the acquire
-        // sees handle_/scheduler_ when await_suspend finished first.
+        // sees handle_/host_ when await_suspend finished first.
         if (self->phase_.exchange(k_signalled, std::memory_order_acq_rel) == k_suspended)
-            self->scheduler_->schedule_woken(self->handle_);
+            self->host_->schedule_woken(self->handle_);
     }
 
     wait_context ctx_;
     std::atomic<int> phase_{k_suspending};
     std::coroutine_handle<> handle_;
-    scheduler* scheduler_ = nullptr;
+    task_host* host_ = nullptr;
     blocked_on what_;
-    bool counted_ = false; // in the scheduler's count of blocked tasks (deadlock report)
+    bool counted_ = false; // in the host's count of blocked tasks (deadlock report)
 };
 
 // Claims `ctx` for a timeout (wait_context::k_timed_out) at `deadline` and signals it, from the
@@ -127,6 +127,18 @@ enum class park_step {
     again,     // try again at once (the waiter is not linked)
     timed_out, // the deadline passed first (the waiter is unlinked)
 };
+
+// What a woken waiter's outcome means for its operation: done, closed, or again (retry).
+inline park_step after_wake(wait_outcome outcome) noexcept {
+    switch (outcome) {
+    case wait_outcome::completed:
+        return park_step::done;
+    case wait_outcome::closed:
+        return park_step::closed;
+    default:
+        return park_step::again;
+    }
+}
 
 template <class Owner>
 class task_park {
@@ -181,14 +193,7 @@ private:
             owner_.cancel(waiter_); // the timer claimed us but cannot unlink us
             return park_step::timed_out;
         }
-        switch (waiter_.outcome) {
-        case wait_outcome::completed:
-            return park_step::done;
-        case wait_outcome::closed:
-            return park_step::closed;
-        default:
-            return park_step::again;
-        }
+        return after_wake(waiter_.outcome);
     }
 
     Owner& owner_;

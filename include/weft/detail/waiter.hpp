@@ -1,16 +1,18 @@
-// weft::detail waiters — how a blocked operation sleeps in a channel and is woken.
+// weft::detail waiters — how a blocked operation sleeps in a wait queue and is woken.
 //
-// A blocking operation (a send, a recv, or every case of one select) owns one wait_context
-// and one waiter per channel it waits on. Each waiter is an intrusive node in one channel's
-// wait queue, guarded by that channel's lock. Whoever completes the operation (a peer on the
-// channel, close(), the owner's own deadline, or the owner's re-check of a lock-free channel
-// after linking) first *claims* the context with a CAS on
-// `selected`; only the claimant may touch the owner's value storage, so a select that loses a
-// race consumes nothing. The claimant then records the outcome and signals the context, after
-// which it must not touch the waiter or context again: the owner may return and free them.
+// A blocking operation (a send, a recv, every case of one select, a wait_group wait, a sender
+// waiting for room in an actor's mailbox) owns one wait_context and one waiter per queue it
+// waits in. Each waiter is an intrusive node in one queue, guarded by its owner's lock (a
+// channel's, a wait_group's, an actor's). Whoever completes the operation (a peer on the
+// channel, close(), the owner's own deadline, or the owner's re-check after linking, see "the
+// retry handshake" below) first *claims* the context with a CAS on `selected`; only the claimant
+// may touch the owner's value storage, so a select that loses a race consumes nothing. The
+// claimant then records the outcome and signals the context, after which it must not touch the
+// waiter or context again: the owner may return and free them.
 //
-// Today a context signals a parked OS thread; a coroutine task installs `resume` instead and
-// is rescheduled on its worker. Both kinds sit in the same queues.
+// A thread owner's context signals its parked thread (thread_parker); a task's context installs
+// `resume` instead (task_wakeup, task_park.hpp), which reschedules the task on its scheduler.
+// Both kinds sit in the same queues.
 #pragma once
 
 #include "spin_mutex.hpp"
@@ -224,6 +226,12 @@ struct wait_queue {
     }
 };
 
+// Takes `w` out of its queue unless a claimant already did. With the queue's lock held.
+inline void unlink(waiter& w) noexcept {
+    if (w.queue)
+        w.queue->remove(&w);
+}
+
 // Waiters claimed under a lock, signalled after the lock is released (declare it before the
 // lock guard so it runs after the unlock, also when an exception unwinds).
 class deferred_wake {
@@ -250,5 +258,50 @@ public:
 private:
     waiter* head_ = nullptr;
 };
+
+// --- The retry handshake -------------------------------------------------------------------
+//
+// Some waiters are handed nothing: they are only told to look again (wait_outcome::retry). A
+// lock-free channel's waiters are (its ring changes without the lock), and so are an actor's
+// senders waiting for room. Whoever makes a change such a waiter could use (a value, a free
+// slot, a close) then calls wake_one_to_retry; a waiter links itself with link_unless_ready. Each
+// side fences (seq_cst) between its write and its read, so one always sees the other: either the
+// waker sees the waiter linked and wakes it, or the waiter sees the change and does not sleep.
+
+// Waker side, after the change: wakes the first claimable waiter of `queue` (guarded by
+// `mutex`) to retry. Costs a fence and a load when nobody waits; takes the lock only if someone
+// does.
+inline void wake_one_to_retry(wait_queue& queue, spin_mutex& mutex) {
+    // seq_cst: pairs with the fence in link_unless_ready(): either we see its link, or it
+    // sees our change.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    if (queue.length.load(std::memory_order_relaxed) == 0)
+        return;
+    deferred_wake wake;
+    std::lock_guard lock(mutex);
+    if (waiter* w = queue.claim_first())
+        wake.add(w, wait_outcome::retry);
+}
+
+// Waiter side: links `w` (its ctx set) to `queue` (guarded by `mutex`), fences, and asks
+// `ready()` whether a retry could succeed now. If so, and nobody claimed `w` meanwhile, takes
+// `w` back out and returns false: do not sleep, retry. True: `w` is linked; sleep until a
+// claimant signals (if `ready()` was true but a claimant came first, its signal is on its way).
+template <class Ready>
+bool link_unless_ready(wait_queue& queue, spin_mutex& mutex, waiter& w, Ready ready) {
+    {
+        std::lock_guard lock(mutex);
+        queue.push_back(&w);
+    }
+    // seq_cst: pairs with the fence in wake_one_to_retry().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (ready() && w.ctx->try_claim(0)) {
+        std::lock_guard lock(mutex);
+        unlink(w);
+        return false;
+    }
+    return true;
+}
 
 } // namespace weft::detail
