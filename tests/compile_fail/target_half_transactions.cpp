@@ -1,4 +1,4 @@
-// expect-error: weft::es: a projection target with one of begin_batch(), commit_batch(log_position), rollback_batch() needs all three
+// expect-error: commit_batch(log_position), rollback_batch() needs all three
 // A begin_batch with no commit_batch would open every batch and commit none: add() refuses it
 // at compile time instead of leaving the runner to find out.
 #include <weft/es/memory_store.hpp>

@@ -1,4 +1,4 @@
-// expect-error: weft::es: a projection target has a member named like one of projection_target's that cannot be called as projection.hpp documents it
+// expect-error: member named like one of projection_target's that cannot be called
 // A reset that forgot its `from` is not one the runner can call: refused, not silently unused
 // (rebuild would then refuse the projection at run time).
 #include <weft/es/memory_store.hpp>

@@ -69,6 +69,19 @@ public:
     using std::logic_error::logic_error;
 };
 
+// A new UUID in its usual text form, for event ids and command ids: version 7 (RFC 9562), a
+// 48-bit Unix time in milliseconds followed by 74 random bits. Time-ordered ids land next to
+// each other in a store's event-id index, so an append dirties one B-tree page instead of a
+// random one per event (random v4 ids made SQLite write ~14x more pages). The random bits come
+// from a per-thread generator seeded from std::random_device (again in a forked child), so
+// threads and processes do not collide.
+inline std::string new_event_id();
+
+// The wall clock at the store's resolution (microseconds), for recorded_event::recorded_at.
+inline timestamp now_utc() noexcept;
+
+// ---- implementation ------------------------------------------------------------------------
+
 namespace detail {
 
 // Bumped in the child of every fork(), so a thread's generator there seeds itself again: a
@@ -106,12 +119,6 @@ inline std::uint64_t event_id_random() {
 
 } // namespace detail
 
-// A new UUID in its usual text form, for event ids and command ids: version 7 (RFC 9562), a
-// 48-bit Unix time in milliseconds followed by 74 random bits. Time-ordered ids land next to
-// each other in a store's event-id index, so an append dirties one B-tree page instead of a
-// random one per event (random v4 ids made SQLite write ~14x more pages). The random bits come
-// from a per-thread generator seeded from std::random_device (again in a forked child), so
-// threads and processes do not collide.
 inline std::string new_event_id() {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())

@@ -48,7 +48,8 @@
 // {.partitioned = false} (the default). Handlers must use the connection they are given:
 // write() from a handler waits for the batch's write lock and fails after busy_timeout, and
 // read() does not see the batch before it commits. retry_dead_letters() runs the handler in a
-// transaction of its own on a stopped projection (on a running one it joins the open batch).
+// transaction of its own while no batch is open (the runner stops a running projection for it
+// and starts it again afterwards).
 //
 // Reads: read(fn) lends fn one connection of a small pool, inside a read transaction (one
 // snapshot of the last commit). WAL readers never wait for the writer, nor it for them.

@@ -35,6 +35,49 @@
 namespace weft::es {
 
 namespace detail {
+class log_source; // a store's side of its subscriptions (below)
+} // namespace detail
+
+class subscription {
+public:
+    static constexpr std::chrono::milliseconds default_poll_interval{100};
+
+    // Made by a store's subscribe_all(from); `from` < 1 reads from the first event.
+    subscription(std::shared_ptr<detail::log_source> source, log_position from,
+                 std::chrono::steady_clock::duration poll_interval = default_poll_interval);
+    subscription(subscription&&) noexcept = default;
+    subscription& operator=(subscription&&) noexcept = default;
+    ~subscription() = default;
+
+    // The next events (at least one, at most `max`); blocks while there are none. Empty once
+    // the subscription or its store is closed.
+    std::vector<recorded_event> next(std::size_t max = 256);
+    // As next(), but returns an empty batch at `timeout` too (check closed() to tell apart).
+    template <class Rep, class Period>
+    std::vector<recorded_event> next_for(std::chrono::duration<Rep, Period> timeout,
+                                         std::size_t max = 256);
+
+    // next() for tasks: suspends the task while there is nothing to read.
+    task<std::vector<recorded_event>> async_next(std::size_t max = 256);
+
+    // The position of the next event this subscription will deliver.
+    log_position position() const noexcept;
+
+    // Ends the subscription; a next() waiting on another thread returns an empty batch.
+    void close();
+    bool closed() const noexcept;
+
+private:
+    struct state;
+    std::vector<recorded_event> next_until(std::chrono::steady_clock::time_point deadline,
+                                           std::size_t max);
+
+    std::unique_ptr<state> state_;
+};
+
+// ---- implementation ------------------------------------------------------------------------
+
+namespace detail {
 
 // Tells readers that the log grew. A store calls publish(head) after each commit, once the new
 // events are visible to read_all; readers wait for the head to reach a position.
@@ -145,98 +188,87 @@ private:
 
 } // namespace detail
 
-class subscription {
-public:
-    static constexpr std::chrono::milliseconds default_poll_interval{100};
+struct subscription::state {
+    state(std::shared_ptr<detail::log_source> s, log_position from,
+          std::chrono::steady_clock::duration poll)
+        : source(std::move(s)), next(from), poll_interval(poll) {}
+    std::shared_ptr<detail::log_source> source;
+    log_position next;
+    std::chrono::steady_clock::duration poll_interval;
+    std::atomic<bool> closed{false};
 
-    subscription(std::shared_ptr<detail::log_source> source, log_position from,
-                 std::chrono::steady_clock::duration poll_interval = default_poll_interval)
-        : state_(std::make_unique<state>(std::move(source), from < 1 ? 1 : from, poll_interval)) {}
-    subscription(subscription&&) noexcept = default;
-    subscription& operator=(subscription&&) noexcept = default;
-    ~subscription() = default;
-
-    // The next events (at least one, at most `max`); blocks while there are none. Empty once
-    // the subscription or its store is closed.
-    std::vector<recorded_event> next(std::size_t max = 256) {
-        return next_until(std::chrono::steady_clock::time_point::max(), max);
+    bool is_closed() const noexcept {
+        // acquire: pairs with the release in close().
+        return closed.load(std::memory_order_acquire) || source->signal().closed();
     }
-    // As next(), but returns an empty batch at `timeout` too (check closed() to tell apart).
-    template <class Rep, class Period>
-    std::vector<recorded_event> next_for(std::chrono::duration<Rep, Period> timeout,
-                                         std::size_t max = 256) {
-        return next_until(weft::deadline_after(timeout), max);
+    std::vector<recorded_event> read(std::size_t max) {
+        std::vector<recorded_event> batch = source->read_all(next, max == 0 ? 1 : max);
+        if (!batch.empty())
+            next = batch.back().position + 1;
+        return batch;
     }
-
-    // next() for tasks: suspends the task while there is nothing to read.
-    task<std::vector<recorded_event>> async_next(std::size_t max = 256) {
-        state& s = *state_;
-        for (;;) {
-            const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
-            if (s.is_closed())
-                co_return std::vector<recorded_event>{};
-            std::vector<recorded_event> batch = s.read(max);
-            if (!batch.empty())
-                co_return batch;
-            co_await s.source->signal().async_wait(s.next, epoch, s.poll_interval);
-        }
-    }
-
-    // The position of the next event this subscription will deliver.
-    log_position position() const noexcept { return state_->next; }
-
-    // Ends the subscription; a next() waiting on another thread returns an empty batch.
-    void close() {
-        // release: a reader that sees closed also sees everything before close().
-        state_->closed.store(true, std::memory_order_release);
-        state_->source->signal().wake_all();
-    }
-    bool closed() const noexcept { return state_->is_closed(); }
-
-private:
-    struct state {
-        state(std::shared_ptr<detail::log_source> s, log_position from,
-              std::chrono::steady_clock::duration poll)
-            : source(std::move(s)), next(from), poll_interval(poll) {}
-        std::shared_ptr<detail::log_source> source;
-        log_position next;
-        std::chrono::steady_clock::duration poll_interval;
-        std::atomic<bool> closed{false};
-
-        bool is_closed() const noexcept {
-            // acquire: pairs with the release in close().
-            return closed.load(std::memory_order_acquire) || source->signal().closed();
-        }
-        std::vector<recorded_event> read(std::size_t max) {
-            std::vector<recorded_event> batch = source->read_all(next, max == 0 ? 1 : max);
-            if (!batch.empty())
-                next = batch.back().position + 1;
-            return batch;
-        }
-    };
-
-    std::vector<recorded_event> next_until(std::chrono::steady_clock::time_point deadline,
-                                           std::size_t max) {
-        state& s = *state_;
-        for (;;) {
-            const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
-            if (s.is_closed())
-                return {};
-            std::vector<recorded_event> batch = s.read(max);
-            if (!batch.empty())
-                return batch;
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= deadline)
-                return {};
-            auto until = deadline;
-            if (s.poll_interval > std::chrono::steady_clock::duration::zero() &&
-                deadline - now > s.poll_interval)
-                until = now + s.poll_interval;
-            s.source->signal().wait_until(s.next, epoch, until);
-        }
-    }
-
-    std::unique_ptr<state> state_;
 };
+
+inline subscription::subscription(std::shared_ptr<detail::log_source> source, log_position from,
+                                  std::chrono::steady_clock::duration poll_interval)
+    : state_(std::make_unique<state>(std::move(source), from < 1 ? 1 : from, poll_interval)) {}
+
+inline std::vector<recorded_event> subscription::next(std::size_t max) {
+    return next_until(std::chrono::steady_clock::time_point::max(), max);
+}
+
+template <class Rep, class Period>
+std::vector<recorded_event> subscription::next_for(std::chrono::duration<Rep, Period> timeout,
+                                                   std::size_t max) {
+    return next_until(weft::deadline_after(timeout), max);
+}
+
+inline task<std::vector<recorded_event>> subscription::async_next(std::size_t max) {
+    state& s = *state_;
+    for (;;) {
+        const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
+        if (s.is_closed())
+            co_return std::vector<recorded_event>{};
+        std::vector<recorded_event> batch = s.read(max);
+        if (!batch.empty())
+            co_return batch;
+        co_await s.source->signal().async_wait(s.next, epoch, s.poll_interval);
+    }
+}
+
+inline log_position subscription::position() const noexcept {
+    return state_->next;
+}
+
+inline void subscription::close() {
+    // release: a reader that sees closed also sees everything before close().
+    state_->closed.store(true, std::memory_order_release);
+    state_->source->signal().wake_all();
+}
+
+inline bool subscription::closed() const noexcept {
+    return state_->is_closed();
+}
+
+inline std::vector<recorded_event>
+subscription::next_until(std::chrono::steady_clock::time_point deadline, std::size_t max) {
+    state& s = *state_;
+    for (;;) {
+        const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
+        if (s.is_closed())
+            return {};
+        std::vector<recorded_event> batch = s.read(max);
+        if (!batch.empty())
+            return batch;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            return {};
+        auto until = deadline;
+        if (s.poll_interval > std::chrono::steady_clock::duration::zero() &&
+            deadline - now > s.poll_interval)
+            until = now + s.poll_interval;
+        s.source->signal().wait_until(s.next, epoch, until);
+    }
+}
 
 } // namespace weft::es
