@@ -110,7 +110,8 @@ class spawned_task;
 struct worker;
 } // namespace detail
 
-class scheduler : public detail::task_host {
+// final: it implements detail::task_host (for the waits in detail/) without a virtual destructor.
+class scheduler final : public detail::task_host {
 public:
     // Starts `workers` worker threads (at least 1).
     explicit scheduler(std::size_t workers = default_worker_count());
