@@ -35,8 +35,7 @@ public:
 
     append_result append(const std::string& stream, expected_version expected,
                          std::vector<event_data> events) {
-        detail::check_stream_name(stream);
-        detail::check_ids_unique(stream, events);
+        detail::check_request(stream, events);
         append_result result;
         {
             std::unique_lock lock(log_->mutex);

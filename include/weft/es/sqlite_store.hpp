@@ -103,8 +103,8 @@ public:
         future<append_result> result = done.get_future();
         std::exception_ptr error;
         try {
-            detail::check_stream_name(stream);
-            prepare_batch(stream, events);
+            detail::check_request(stream, events);
+            assign_ids(events);
             enqueue(append_request{stream, expected, std::move(events), std::move(done)});
         } catch (...) {
             error = std::current_exception();
@@ -465,10 +465,8 @@ CREATE TABLE snapshots(
 
     // ---- the writer -------------------------------------------------------------------------
 
-    // Caller-side checks that need no database (detail::check_ids_unique, as memory_store
-    // does), then every event gets an id.
-    static void prepare_batch(const std::string& stream, std::vector<event_data>& batch) {
-        detail::check_ids_unique(stream, batch);
+    // Every event of a checked batch gets an id (the writer looks repeats up by id).
+    static void assign_ids(std::vector<event_data>& batch) {
         for (event_data& d : batch)
             if (d.event_id.empty())
                 d.event_id = new_event_id();

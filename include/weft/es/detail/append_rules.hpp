@@ -1,7 +1,8 @@
 // weft::es::detail — the rules of event_store::append (store.hpp), written once, so that every
 // store answers the same batch with the same result or the same message. A store applies them
 // in this order, then writes the batch:
-//   1. check_stream_name, check_ids_unique: the request alone, before anything is looked up;
+//   1. check_request (check_stream_name, check_ids_unique): the request alone, before anything
+//      is looked up;
 //   2. find_repeat: a batch stored before is answered from where it is (idempotent append), a
 //      batch partly stored or stored elsewhere is refused;
 //   3. check_expected_version: the stream's current version against the expected one; an empty
@@ -37,6 +38,12 @@ inline void check_ids_unique(const std::string& stream, const std::vector<event_
             throw invalid_append("weft::es: event id " + d.event_id +
                                  " appears twice in one batch for stream " + stream);
     }
+}
+
+// Step 1: what can be refused from the request alone, before a store looks anything up.
+inline void check_request(const std::string& stream, const std::vector<event_data>& batch) {
+    check_stream_name(stream);
+    check_ids_unique(stream, batch);
 }
 
 // Where a stored event is. `stream` may point into the store's own buffers: find_repeat reads
