@@ -6,7 +6,7 @@
 
 #include <weft/context.hpp>
 
-TEST_CASE("a with_cancel child is one allocation; cancelling and dropping it are none") {
+TEST_CASE("a with_cancel child is one allocation, and cancelling or dropping it none") {
     auto [root, cancel_root] = weft::with_cancel(weft::background());
     {
         // warm-up: anything made once per process or thread

@@ -58,7 +58,7 @@ TEST_CASE("cancel closes done(), requests the stop and sets err once") {
     CHECK(ctx.stop_token().stop_requested());
 }
 
-TEST_CASE("a cause given to cancel is cause(); err() stays cancelled") {
+TEST_CASE("a cause given to cancel is cause(), and err() stays cancelled") {
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     auto [child, cancel_child] = weft::with_cancel(ctx);
     cancel(std::make_error_code(std::errc::connection_reset));
@@ -70,7 +70,7 @@ TEST_CASE("a cause given to cancel is cause(); err() stays cancelled") {
     cancel_child();
 }
 
-TEST_CASE("cancelling a parent cancels every descendant; cancelling a child leaves the parent") {
+TEST_CASE("cancelling a parent cancels every descendant, cancelling a child leaves the parent") {
     auto [root, cancel_root] = weft::with_cancel(weft::background());
     auto [a, cancel_a] = weft::with_cancel(root);
     auto [b, cancel_b] = weft::with_cancel(root);
@@ -95,7 +95,7 @@ TEST_CASE("cancelling a parent cancels every descendant; cancelling a child leav
     cancel_late();
 }
 
-TEST_CASE("a timeout cancels with deadline_exceeded; done() wakes a blocked receiver") {
+TEST_CASE("a timeout cancels with deadline_exceeded and done() wakes a blocked receiver") {
     const auto start = std::chrono::steady_clock::now();
     auto [ctx, cancel] = weft::with_timeout(weft::background(), 50ms);
     REQUIRE(ctx.deadline());
@@ -108,7 +108,7 @@ TEST_CASE("a timeout cancels with deadline_exceeded; done() wakes a blocked rece
     CHECK(ctx.err() == weft::context_errc::deadline_exceeded);
 }
 
-TEST_CASE("a deadline in the past is exceeded at once; a child keeps the earlier deadline") {
+TEST_CASE("a deadline in the past is exceeded at once, and a child keeps the earlier deadline") {
     auto [past, cancel_past] =
         weft::with_deadline(weft::background(), std::chrono::steady_clock::now() - 1s);
     CHECK(past.err() == weft::context_errc::deadline_exceeded);
