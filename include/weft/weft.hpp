@@ -3,6 +3,7 @@
 
 #include "actor.hpp"
 #include "channel.hpp"
+#include "context.hpp"
 #include "future.hpp"
 #include "registry.hpp"
 #include "scheduler.hpp"
