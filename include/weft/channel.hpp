@@ -30,9 +30,11 @@
 #include "detail/channel_awaiters.hpp"
 #include "detail/channel_flavor.hpp"
 #include "detail/channel_state.hpp"
+#include "detail/context_fwd.hpp"
 #include "detail/deadline.hpp"
 #include "detail/task_core.hpp"
 #include "detail/task_park.hpp"
+#include "detail/wait_limit.hpp"
 #include "detail/waiter.hpp"
 #include "scheduler.hpp" // the fallback host of a waiting task (see above)
 
@@ -53,6 +55,8 @@ enum class status {
     closed,    // the channel is closed (and, for a receive, drained)
     not_ready, // try_*: the operation would have blocked
     timeout,   // *_for / *_until: the deadline passed first
+    cancelled, // a wait given a context: the context was done first (ctx.err() says why:
+               // cancelled or its deadline exceeded); nothing was sent or received
 };
 
 // Misuse of a channel that is a bug in the caller: closing twice, closing a nil channel.
@@ -163,13 +167,25 @@ public:
     }
     template <class Clock, class Duration>
     recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) {
-        const detail::blocking_site site(k_recv_until, "co_await ch.async_recv_for(d)");
-        if (!state_)
-            return wait_on_nil(deadline, site);
-        std::optional<T> out;
-        const detail::park_step step =
-            state_->wait(detail::receiving{}, out, deadline, about_to_park(site));
-        return received(step, std::move(out));
+        return recv_until_impl(deadline, {k_recv_until, "co_await ch.async_recv_for(d)"});
+    }
+
+    // Blocks until sent, the channel is closed, or `ctx` is done: ok, closed or cancelled.
+    // Moves from `value` only on ok.
+    status send(const context& ctx, T&& value) {
+        return send_until_impl(value, detail::wait_limit{{}, detail::stop_token_of(ctx)},
+                               {k_send_ctx, "co_await ch.async_send(ctx, v)"});
+    }
+    status send(const context& ctx, const T& value) {
+        T copy(value);
+        return send(ctx, std::move(copy));
+    }
+
+    // Blocks until a value arrives, the channel is closed and drained, or `ctx` is done: a
+    // value, or status closed / cancelled. A cancelled receive takes nothing from the channel.
+    recv_result<T> recv(const context& ctx) {
+        return recv_until_impl(detail::wait_limit{{}, detail::stop_token_of(ctx)},
+                               {k_recv_ctx, "co_await ch.async_recv(ctx)"});
     }
 
     // In a task: `co_await ch.async_send(v)` sends like send() but suspends the task, not its
@@ -185,7 +201,14 @@ public:
         return async_send_until(std::move(value), detail::deadline_after(timeout));
     }
     task<status> async_send_until(T&& value, std::chrono::steady_clock::time_point deadline) {
-        return detail::async_send_impl(state_.get(), value, deadline, &wait_status);
+        return detail::async_send_impl(state_.get(), value, {deadline, {}}, &wait_status);
+    }
+
+    // In a task: send(ctx, v) that suspends the task. ok, closed or cancelled; moves from
+    // `value` only on ok. Await the returned task at once: it refers to `value`.
+    task<status> async_send(const context& ctx, T&& value) {
+        return detail::async_send_impl(state_.get(), value, {{}, detail::stop_token_of(ctx)},
+                                       &wait_status);
     }
 
     // In a task: `co_await ch.async_recv()` receives like recv() but suspends the task, not
@@ -200,7 +223,12 @@ public:
         return async_recv_until(detail::deadline_after(timeout));
     }
     task<recv_result<T>> async_recv_until(std::chrono::steady_clock::time_point deadline) {
-        return detail::async_recv_impl(state_.get(), deadline, &received);
+        return detail::async_recv_impl(state_.get(), {deadline, {}}, &received);
+    }
+
+    // In a task: recv(ctx) that suspends the task. A value, or status closed / cancelled.
+    task<recv_result<T>> async_recv(const context& ctx) {
+        return detail::async_recv_impl(state_.get(), {{}, detail::stop_token_of(ctx)}, &received);
     }
 
     // Closes the channel and wakes every blocked sender and receiver. Buffered values can
@@ -258,12 +286,23 @@ private:
             return wait_on_nil(deadline, site);
         return wait_status(state_->wait(detail::sending{}, value, deadline, about_to_park(site)));
     }
+    template <class Deadline>
+    recv_result<T> recv_until_impl(const Deadline& deadline, const detail::blocking_site& site) {
+        if (!state_)
+            return wait_on_nil(deadline, site);
+        std::optional<T> out;
+        const detail::park_step step =
+            state_->wait(detail::receiving{}, out, deadline, about_to_park(site));
+        return received(step, std::move(out));
+    }
     static detail::blocking_site send_site(const weft::source_location& loc) noexcept {
         return {"weft::channel::send", "co_await ch.async_send(v)", loc};
     }
     // The deadline forms take no source_location: each reports once, wherever it is called.
     static constexpr const char* k_recv_until = "weft::channel::recv_for/recv_until";
     static constexpr const char* k_send_until = "weft::channel::send_for/send_until";
+    static constexpr const char* k_recv_ctx = "weft::channel::recv(ctx)";
+    static constexpr const char* k_send_ctx = "weft::channel::send(ctx, v)";
 
     // A thread that is about to park says so (blocking_report.hpp), once per call.
     static auto about_to_park(const detail::blocking_site& site) noexcept {
@@ -279,9 +318,10 @@ private:
             for (;;)
                 ctx.wait(); // nobody can claim it; a spurious wake-up sleeps again
         } else {
-            while (ctx.wait_until(deadline)) {
+            detail::park_step step;
+            while ((step = detail::sleep_limited(ctx, deadline)) == detail::park_step::parked) {
             }
-            return status::timeout;
+            return wait_status(step);
         }
     }
 
@@ -293,9 +333,16 @@ private:
                                               : status::not_ready;
     }
     static status wait_status(detail::park_step step) noexcept {
-        return step == detail::park_step::done     ? status::ok
-               : step == detail::park_step::closed ? status::closed
-                                                   : status::timeout;
+        switch (step) {
+        case detail::park_step::done:
+            return status::ok;
+        case detail::park_step::closed:
+            return status::closed;
+        case detail::park_step::cancelled:
+            return status::cancelled;
+        default:
+            return status::timeout;
+        }
     }
     static recv_result<T> received(detail::park_step step, std::optional<T>&& out) {
         return out ? recv_result<T>(std::move(*out)) : recv_result<T>(wait_status(step));
@@ -319,6 +366,8 @@ public:
     bool send(const T& value, weft::source_location loc = weft::source_location::current()) {
         return channel_.send(value, loc);
     }
+    status send(const context& ctx, T&& value) { return channel_.send(ctx, std::move(value)); }
+    status send(const context& ctx, const T& value) { return channel_.send(ctx, value); }
     status try_send(T&& value) { return channel_.try_send(std::move(value)); }
     status try_send(const T& value) { return channel_.try_send(value); }
     template <class Rep, class Period>
@@ -331,6 +380,9 @@ public:
     }
     detail::send_awaiter<T> async_send(T&& value) { return channel_.async_send(std::move(value)); }
     detail::send_awaiter<T> async_send(const T& value) { return channel_.async_send(value); }
+    task<status> async_send(const context& ctx, T&& value) {
+        return channel_.async_send(ctx, std::move(value));
+    }
     template <class Rep, class Period>
     task<status> async_send_for(T&& value, std::chrono::duration<Rep, Period> timeout) {
         return channel_.async_send_for(std::move(value), timeout);
@@ -364,7 +416,9 @@ public:
     std::optional<T> recv(weft::source_location loc = weft::source_location::current()) {
         return channel_.recv(loc);
     }
+    recv_result<T> recv(const context& ctx) { return channel_.recv(ctx); }
     detail::recv_awaiter<T> async_recv() { return channel_.async_recv(); }
+    task<recv_result<T>> async_recv(const context& ctx) { return channel_.async_recv(ctx); }
     template <class Rep, class Period>
     task<recv_result<T>> async_recv_for(std::chrono::duration<Rep, Period> timeout) {
         return channel_.async_recv_for(timeout);

@@ -20,6 +20,7 @@
 #pragma once
 
 #include "channel.hpp"
+#include "detail/context_fwd.hpp"
 #include "time.hpp"
 
 #include <algorithm>
@@ -358,6 +359,10 @@ inline receiver<std::monostate> context::done() const {
 }
 inline std::stop_token context::stop_token() const {
     return state_ ? state_->stop_token() : std::stop_token{};
+}
+
+inline std::stop_token detail::stop_token_of(const context& ctx) {
+    return ctx.stop_token();
 }
 
 inline void cancel_func::operator()(std::error_code cause) const {

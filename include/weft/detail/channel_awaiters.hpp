@@ -16,7 +16,7 @@
 #include "channel_state.hpp"
 #include "task_core.hpp"
 #include "task_park.hpp"
-#include "timer_service.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <chrono>
@@ -28,59 +28,58 @@
 
 namespace weft::detail {
 
-using steady_time = std::chrono::steady_clock::time_point;
-
 // task_park's step: `slot` is the T to send or the std::optional<T> to receive into.
 template <class T, class Dir>
 park_step step_of(channel_state<T>& state, waiter& w, void* slot) {
     return state.step(Dir{}, *static_cast<slot_t<T, Dir>*>(slot), w);
 }
 
-// A task's wait on a nil channel: for ever, or until `deadline`.
-inline task<void> wait_on_nil_async(blocked_on what, std::optional<steady_time> deadline) {
+// A task's wait on a nil channel: for ever, or until a limit ends it (timed_out / cancelled).
+inline task<park_step> wait_on_nil_async(blocked_on what, wait_limit limit) {
     task_wakeup wakeup(what);
-    std::optional<deadline_claim> timer;
-    if (deadline)
-        timer.emplace(wakeup.context(), *deadline);
-    co_await wakeup; // without a deadline nobody signals: the task waits until destroyed
+    limit_claims claims(wakeup.context(), limit);
+    co_await wakeup; // without a limit nobody signals: the task waits until destroyed
+    claims.disarm();
+    // acquire: pairs with the limit's claim.
+    co_return limit_outcome(wakeup.context().selected.load(std::memory_order_acquire))
+        .value_or(park_step::timed_out);
 }
 
-// A task's send, until sent, closed, or `deadline` (nullopt: none). Moves from `value` only
-// when it is sent. The result is finish(done / closed / timed_out).
+// A task's send, until sent, closed, or a limit ends it (a default wait_limit: none). Moves
+// from `value` only when it is sent. The result is finish(done / closed / timed_out /
+// cancelled).
 template <class T, class Finish>
-auto async_send_impl(channel_state<T>* state, T& value, std::optional<steady_time> deadline,
-                     Finish finish) -> task<std::invoke_result_t<Finish&, park_step>> {
+auto async_send_impl(channel_state<T>* state, T& value, wait_limit limit, Finish finish)
+    -> task<std::invoke_result_t<Finish&, park_step>> {
     const auto keep_alive = state ? state->shared_from_this() : nullptr;
-    park_step step = park_step::timed_out;
+    park_step step = park_step::again;
     if (!state) {
-        co_await wait_on_nil_async(blocked_on::channel_send, deadline);
+        step = co_await wait_on_nil_async(blocked_on::channel_send, std::move(limit));
     } else {
-        for (step = park_step::again; step == park_step::again;) {
+        while (step == park_step::again) {
             task_park<channel_state<T>> park(*state, &step_of<T, sending>, &value,
-                                             blocked_on::channel_send,
-                                             deadline ? &*deadline : nullptr);
+                                             blocked_on::channel_send, &limit);
             step = co_await park;
         }
     }
     co_return finish(step);
 }
 
-// A task's receive, until a value arrives, the channel is closed and drained, or `deadline`
-// (nullopt: none). The result is finish(done / closed / timed_out, the value if done).
+// A task's receive, until a value arrives, the channel is closed and drained, or a limit ends
+// it. The result is finish(done / closed / timed_out / cancelled, the value if done).
 template <class T, class Finish>
-auto async_recv_impl(channel_state<T>* state, std::optional<steady_time> deadline, Finish finish)
+auto async_recv_impl(channel_state<T>* state, wait_limit limit, Finish finish)
     -> task<std::invoke_result_t<Finish&, park_step, std::optional<T>&&>> {
     const auto keep_alive = state ? state->shared_from_this() : nullptr;
     std::optional<T> out;
-    park_step step = park_step::timed_out;
+    park_step step = park_step::again;
     if (!state) {
-        co_await wait_on_nil_async(blocked_on::channel_receive, deadline);
+        step = co_await wait_on_nil_async(blocked_on::channel_receive, std::move(limit));
     } else {
-        for (step = park_step::again; step == park_step::again;) {
+        while (step == park_step::again) {
             out.reset(); // a retry starts empty
             task_park<channel_state<T>> park(*state, &step_of<T, receiving>, &out,
-                                             blocked_on::channel_receive,
-                                             deadline ? &*deadline : nullptr);
+                                             blocked_on::channel_receive, &limit);
             step = co_await park;
         }
     }
@@ -137,9 +136,9 @@ public:
         if (park_)
             return park_->await_suspend(h);
         if constexpr (k_send)
-            slow_ = async_send_impl(state_, *slot_, std::nullopt, &sent);
+            slow_ = async_send_impl(state_, *slot_, {}, &sent);
         else
-            slow_ = async_recv_impl(state_, std::nullopt, &received<T>);
+            slow_ = async_recv_impl(state_, {}, &received<T>);
         return start_inline(slow_, slow_join_, h);
     }
     result_type await_resume() {

@@ -7,11 +7,13 @@
 //
 // Every operation names its direction with a tag, and the caller's storage (its slot) follows
 // from it: `sending` moves from the caller's T (only once the send happens), `receiving` emplaces
-// into the caller's std::optional<T>. `Deadline` is a time_point, or no_deadline for ever.
+// into the caller's std::optional<T>. `Deadline` is a time_point, a
+// wait_limit (a deadline and/or a stop token), or no_deadline for ever (wait_limit.hpp).
 #pragma once
 
 #include "atomic_ring.hpp"
 #include "task_park.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <concepts>
@@ -23,7 +25,6 @@ namespace weft::detail {
 
 struct sending {};
 struct receiving {};
-struct no_deadline {};
 
 // The caller's storage for an operation in direction Dir.
 template <class T, class Dir>
@@ -34,7 +35,8 @@ using slot_t = std::conditional_t<std::is_same_v<Dir, sending>, T, std::optional
 //
 //   attempt try_now(Dir, slot)             Never blocks; wakes a waiting peer if that is due.
 //   park_step wait(Dir, slot, deadline, about_to_park)
-//                                          Blocks the calling thread: done, closed or timed_out.
+//                                          Blocks the calling thread: done, closed, timed_out or
+//                                          cancelled.
 //                                          Calls about_to_park() before it first sleeps.
 //   park_step step(Dir, slot, waiter&)     One step of a task's operation (see task_park):
 //                                          done, closed, parked (the waiter is linked) or again.

@@ -25,6 +25,7 @@
 #include "ring_buffer.hpp"
 #include "spin_mutex.hpp"
 #include "task_park.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <cstddef>
@@ -85,11 +86,9 @@ public:
             if (const park_step s = step(dir, slot, w); s != park_step::parked)
                 return s;
             about_to_park(); // outside the lock: a blocking report's handler may do anything
-            if constexpr (std::is_same_v<Deadline, no_deadline>) {
-                ctx.wait();
-            } else if (!ctx.wait_until(deadline)) {
-                cancel(w);
-                return park_step::timed_out;
+            if (const park_step s = sleep_limited(ctx, deadline); s != park_step::parked) {
+                cancel(w); // a limit claimed us: nothing was handed over
+                return s;
             }
             if (const park_step s = after_wake(w.outcome); s != park_step::again)
                 return s;

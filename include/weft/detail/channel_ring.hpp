@@ -22,6 +22,7 @@
 #include "channel_flavor.hpp"
 #include "spin_mutex.hpp"
 #include "task_park.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <cstddef>
@@ -76,11 +77,11 @@ public:
             const attempt a = try_now(dir, slot);
             if (a != attempt::not_ready)
                 return a == attempt::done ? park_step::done : park_step::closed;
-            // A woken waiter retries once; if it keeps losing to newcomers the deadline
-            // still holds.
-            if constexpr (!std::is_same_v<Deadline, no_deadline>)
-                if (round > 0 && Deadline::clock::now() >= deadline)
-                    return park_step::timed_out;
+            // A woken waiter retries once; if it keeps losing to newcomers its limit still
+            // holds.
+            if (round > 0)
+                if (const auto passed = limit_passed(deadline))
+                    return *passed;
             if (round < 8) { // a peer is often a few hundred nanoseconds away
                 spin.snooze();
                 continue;
@@ -92,11 +93,9 @@ public:
             w.ctx = &ctx;
             if (!link_unless_ready(waiters(dir), mutex_, w, [&] { return ready(dir); }))
                 continue;
-            if constexpr (std::is_same_v<Deadline, no_deadline>) {
-                ctx.wait();
-            } else if (!ctx.wait_until(deadline)) {
+            if (const park_step s = sleep_limited(ctx, deadline); s != park_step::parked) {
                 cancel(w);
-                return park_step::timed_out;
+                return s;
             }
             // Woken by a waker or close(), already unlinked: retry.
         }

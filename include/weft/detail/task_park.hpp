@@ -16,7 +16,7 @@
 #pragma once
 
 #include "task_host.hpp"
-#include "timer_service.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <atomic>
@@ -101,61 +101,23 @@ private:
     bool counted_ = false; // in the host's count of blocked tasks (deadlock report)
 };
 
-// Claims `ctx` for a timeout (wait_context::k_timed_out) at `deadline` and signals it, from the
-// timer thread, unless somebody else claimed it first. Destroying it cancels the timer and
-// waits for a callback that is running right now, so the callback never outlives `ctx`.
-class deadline_claim {
-public:
-    deadline_claim(wait_context& ctx, std::chrono::steady_clock::time_point deadline)
-        : id_(timer_service::instance().schedule(deadline, [&ctx] {
-              if (ctx.try_claim(wait_context::k_timed_out))
-                  ctx.signal();
-          })) {}
-    deadline_claim(const deadline_claim&) = delete;
-    deadline_claim& operator=(const deadline_claim&) = delete;
-    ~deadline_claim() { timer_service::instance().cancel_and_wait(id_); }
-
-private:
-    timer_service::timer_id id_;
-};
-
-// What one step of a task's channel operation did.
-enum class park_step {
-    done,      // completed without waiting
-    closed,    // the channel is closed (and drained, for a receive)
-    parked,    // the waiter is linked; wait for a signal
-    again,     // try again at once (the waiter is not linked)
-    timed_out, // the deadline passed first (the waiter is unlinked)
-};
-
-// What a woken waiter's outcome means for its operation: done, closed, or again (retry).
-inline park_step after_wake(wait_outcome outcome) noexcept {
-    switch (outcome) {
-    case wait_outcome::completed:
-        return park_step::done;
-    case wait_outcome::closed:
-        return park_step::closed;
-    default:
-        return park_step::again;
-    }
-}
-
 template <class Owner>
 class task_park {
 public:
     // `step(owner, waiter, arg)` makes one attempt and links the waiter when it must wait;
     // `owner` (a channel state, a wait_group) also unlinks it with `cancel(waiter&)` if the
-    // frame dies first or the deadline passes. A null deadline waits for ever.
+    // frame dies first or a limit ends the wait. A null limit waits for ever.
     task_park(Owner& owner, park_step (*step)(Owner&, waiter&, void*), void* arg, blocked_on what,
-              const std::chrono::steady_clock::time_point* deadline = nullptr) noexcept
-        : owner_(owner), step_(step), arg_(arg), deadline_(deadline), wakeup_(what) {}
+              const wait_limit* limit = nullptr) noexcept
+        : owner_(owner), step_(step), arg_(arg),
+          limit_(limit && limit->limited() ? limit : nullptr), wakeup_(what) {}
     task_park(const task_park&) = delete;
     task_park& operator=(const task_park&) = delete;
     ~task_park() {
-        // Parked still only if the frame is destroyed mid-wait (its scheduler shut down). Stop
-        // the timer first, then leave the queue unless a claimant already took us out.
+        // Parked still only if the frame is destroyed mid-wait (its scheduler shut down). Disarm
+        // the limits first, then leave the queue unless a claimant already took us out.
         if (result_ == park_step::parked) {
-            timer_.reset();
+            claims_.reset();
             owner_.cancel(waiter_);
         }
     }
@@ -168,18 +130,19 @@ public:
             waiter_ = waiter{};
             waiter_.ctx = &wakeup_.context();
             result_ = step_(owner_, waiter_, arg_);
-            if (result_ == park_step::parked && deadline_)
-                timer_.emplace(wakeup_.context(), *deadline_);
+            if (result_ == park_step::parked && limit_)
+                claims_.emplace(wakeup_.context(), *limit_);
             if (result_ != park_step::again)
                 return result_ != park_step::parked;
         }
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept { return wakeup_.await_suspend(h); }
-    // What happened: done or closed (finished), timed_out, or again (woken to retry).
+    // What happened: done or closed (finished), timed_out or cancelled (a limit ended the wait),
+    // or again (woken to retry).
     park_step await_resume() noexcept {
         if (result_ == park_step::parked) {
             wakeup_.await_resume();
-            timer_.reset();
+            claims_.reset();
             result_ = woken_outcome();
         }
         return result_;
@@ -187,11 +150,11 @@ public:
 
 private:
     park_step woken_outcome() noexcept {
-        // acquire: as in the signal; the claimant (peer, close or timer) is done with us.
-        if (wakeup_.context().selected.load(std::memory_order_acquire) ==
-            wait_context::k_timed_out) {
-            owner_.cancel(waiter_); // the timer claimed us but cannot unlink us
-            return park_step::timed_out;
+        // acquire: as in the signal; the claimant (peer, close or a limit) is done with us.
+        if (const auto limit =
+                limit_outcome(wakeup_.context().selected.load(std::memory_order_acquire))) {
+            owner_.cancel(waiter_); // the limit claimed us but cannot unlink us
+            return *limit;
         }
         return after_wake(waiter_.outcome);
     }
@@ -199,9 +162,9 @@ private:
     Owner& owner_;
     park_step (*step_)(Owner&, waiter&, void*);
     void* arg_;
-    const std::chrono::steady_clock::time_point* deadline_;
+    const wait_limit* limit_; // null: none
     task_wakeup wakeup_;
-    std::optional<deadline_claim> timer_; // only while parked with a deadline
+    std::optional<limit_claims> claims_; // only while parked with a limit
     waiter waiter_;
     park_step result_ = park_step::again;
 };

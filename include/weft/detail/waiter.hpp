@@ -64,7 +64,8 @@ struct thread_parker {
 
 struct wait_context {
     static constexpr int k_waiting = -1;
-    static constexpr int k_timed_out = -2;
+    static constexpr int k_timed_out = -2; // claimed by a deadline (wait_limit.hpp)
+    static constexpr int k_cancelled = -3; // claimed by a stop request (wait_limit.hpp)
 
     // Which case completed: k_waiting until somebody claims the context.
     std::atomic<int> selected{k_waiting};

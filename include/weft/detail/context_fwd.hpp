@@ -1,0 +1,22 @@
+// weft::detail context_fwd — what layer-1 waits need from weft::context without including it.
+//
+// context.hpp includes channel.hpp (a context's done() is a channel), so channel.hpp, select.hpp
+// and the other waits cannot include context.hpp. They take `const context&` (an incomplete type
+// is enough for a reference) and reach its cancellation through this one function, defined
+// inline in context.hpp. A caller that has a context has included context.hpp, so the
+// definition is in every translation unit that calls it.
+#pragma once
+
+#include <stop_token>
+
+namespace weft {
+
+class context;
+
+namespace detail {
+
+// ctx.stop_token(): a token with no stop possible for background(), which arms nothing.
+inline std::stop_token stop_token_of(const context& ctx);
+
+} // namespace detail
+} // namespace weft
