@@ -173,7 +173,7 @@ public:
     // Blocks until sent, the channel is closed, or `ctx` is done: ok, closed or cancelled.
     // Moves from `value` only on ok.
     status send(const context& ctx, T&& value) {
-        return send_until_impl(value, detail::wait_limit{{}, detail::stop_token_of(ctx)},
+        return send_until_impl(value, detail::wait_limit{{}, detail::cancellation_of(ctx)},
                                {k_send_ctx, "co_await ch.async_send(ctx, v)"});
     }
     status send(const context& ctx, const T& value) {
@@ -184,7 +184,7 @@ public:
     // Blocks until a value arrives, the channel is closed and drained, or `ctx` is done: a
     // value, or status closed / cancelled. A cancelled receive takes nothing from the channel.
     recv_result<T> recv(const context& ctx) {
-        return recv_until_impl(detail::wait_limit{{}, detail::stop_token_of(ctx)},
+        return recv_until_impl(detail::wait_limit{{}, detail::cancellation_of(ctx)},
                                {k_recv_ctx, "co_await ch.async_recv(ctx)"});
     }
 
@@ -207,7 +207,7 @@ public:
     // In a task: send(ctx, v) that suspends the task. ok, closed or cancelled; moves from
     // `value` only on ok. Await the returned task at once: it refers to `value`.
     task<status> async_send(const context& ctx, T&& value) {
-        return detail::async_send_impl(state_.get(), value, {{}, detail::stop_token_of(ctx)},
+        return detail::async_send_impl(state_.get(), value, {{}, detail::cancellation_of(ctx)},
                                        &wait_status);
     }
 
@@ -228,7 +228,7 @@ public:
 
     // In a task: recv(ctx) that suspends the task. A value, or status closed / cancelled.
     task<recv_result<T>> async_recv(const context& ctx) {
-        return detail::async_recv_impl(state_.get(), {{}, detail::stop_token_of(ctx)}, &received);
+        return detail::async_recv_impl(state_.get(), {{}, detail::cancellation_of(ctx)}, &received);
     }
 
     // Closes the channel and wakes every blocked sender and receiver. Buffered values can

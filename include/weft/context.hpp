@@ -20,6 +20,7 @@
 #pragma once
 
 #include "channel.hpp"
+#include "detail/cancel_source.hpp"
 #include "detail/context_fwd.hpp"
 #include "time.hpp"
 
@@ -96,6 +97,7 @@ public:
 private:
     friend class cancel_func;
     friend struct detail::context_maker;
+    friend detail::cancel_ref detail::cancellation_of(const context&);
     explicit context(std::shared_ptr<detail::context_state> state) noexcept
         : state_(std::move(state)) {}
 
@@ -204,6 +206,12 @@ public:
         return token;
     }
 
+    // What waits given this context link their cancel_watch to (cancel_source.hpp); shares
+    // ownership of this state.
+    cancel_ref cancellation() {
+        return cancel_ref(std::shared_ptr<cancel_source>(shared_from_this(), &waits_));
+    }
+
     // Links a new child: cancelled at once if this context already is.
     void adopt(const std::shared_ptr<context_state>& child) {
         std::error_code why;
@@ -271,6 +279,7 @@ public:
             parent_->forget(this);
         if (to_close)
             to_close.close();
+        waits_.fire(); // every wait given this context ends now (claims, see wait_limit.hpp)
         if (to_stop)
             to_stop->request_stop();
         timer.stop();
@@ -310,6 +319,7 @@ private:
     bool linked_ = false;
     std::atomic<bool> done_{false};
     std::optional<std::chrono::steady_clock::time_point> deadline_; // set before sharing
+    cancel_source waits_; // the waits to end when cancelled (its own lock, never nested)
 
     mutable std::mutex mutex_; // guards everything below
     std::error_code err_;
@@ -361,8 +371,8 @@ inline std::stop_token context::stop_token() const {
     return state_ ? state_->stop_token() : std::stop_token{};
 }
 
-inline std::stop_token detail::stop_token_of(const context& ctx) {
-    return ctx.stop_token();
+inline detail::cancel_ref detail::cancellation_of(const context& ctx) {
+    return ctx.state_ ? ctx.state_->cancellation() : cancel_ref{};
 }
 
 inline void cancel_func::operator()(std::error_code cause) const {

@@ -7,7 +7,7 @@
 // definition is in every translation unit that calls it.
 #pragma once
 
-#include <stop_token>
+#include "cancel_source.hpp"
 
 namespace weft {
 
@@ -15,8 +15,9 @@ class context;
 
 namespace detail {
 
-// ctx.stop_token(): a token with no stop possible for background(), which arms nothing.
-inline std::stop_token stop_token_of(const context& ctx);
+// The context's cancel_source, to arm a cancel_claim with (wait_limit.hpp); empty (nothing to
+// arm) for background().
+inline cancel_ref cancellation_of(const context& ctx);
 
 } // namespace detail
 } // namespace weft

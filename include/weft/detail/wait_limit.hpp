@@ -1,24 +1,24 @@
 // weft::detail wait limits — what may end a wait before its operation completes: a deadline,
-// a stop request (a weft::context's cancellation, through its std::stop_token), or both.
+// a weft::context's cancellation (its cancel_source, cancel_source.hpp), or both.
 //
 // Each limit is one more claimant of the waiter's wait_context (waiter.hpp): the deadline claims
-// it as k_timed_out, a stop request as k_cancelled. Claims are exclusive, so a wait ends exactly
+// it as k_timed_out, a cancellation as k_cancelled. Claims are exclusive, so a wait ends exactly
 // one way: a peer that lost the claim hands nothing over (a cancelled receive consumes nothing,
 // a cancelled send leaves its value with the caller), and a limit that lost the claim changes
 // nothing. Whoever claimed for a limit cannot unlink the waiter (it holds no owner lock); the
 // owner does that after it wakes, as for a timeout.
 //
 // Limits are armed only while the owner sleeps and disarmed before it returns: destroying a
-// claim waits for a callback that is running right now (timer_service::cancel_and_wait, and
-// std::stop_callback's destructor), so no claimant ever touches a context whose owner moved on.
+// claim waits for a callback that is running right now (timer_service::cancel_and_wait,
+// cancel_source::remove), so no claimant ever touches a context whose owner moved on.
 #pragma once
 
+#include "cancel_source.hpp"
 #include "timer_service.hpp"
 #include "waiter.hpp"
 
 #include <chrono>
 #include <optional>
-#include <stop_token>
 #include <type_traits>
 
 namespace weft::detail {
@@ -68,32 +68,48 @@ private:
 // "Wait for ever": the Deadline argument of operations that have no limit.
 struct no_deadline {};
 
-// A deadline (none: for ever) and a stop token (none when !stop_possible()).
+// A deadline (none: for ever) and a context's cancellation (none when !stop_possible(), as for
+// background()).
 struct wait_limit {
     std::optional<steady_time> deadline;
-    std::stop_token stop;
+    cancel_ref stop;
 
     bool limited() const noexcept { return deadline.has_value() || stop.stop_possible(); }
 };
 
-// Claims `ctx` as k_cancelled and signals it when `stop` is requested, unless somebody else
-// claimed it first; at once if the stop was requested already. Destroying it unregisters the
-// callback and waits for one that is running on another thread.
+// Claims `ctx` as k_cancelled and signals it when the context behind `stop` is cancelled,
+// unless somebody else claimed it first; at once, on this thread, if it was cancelled already.
+// Destroying it unlinks the watch, or waits for its callback if the canceller is running it
+// right now (cancel_source.hpp). `stop` (the wait's limit) must outlive it.
 class cancel_claim {
 public:
-    cancel_claim(wait_context& ctx, const std::stop_token& stop) : callback_(stop, claim{&ctx}) {}
+    cancel_claim(wait_context& ctx, const cancel_ref& stop) noexcept
+        : watch_(ctx), source_(stop.get()) {
+        if (!source_->add(watch_)) {
+            source_ = nullptr;
+            watch_.fn(watch_); // cancelled before we could link: claim now
+        }
+    }
     cancel_claim(const cancel_claim&) = delete;
     cancel_claim& operator=(const cancel_claim&) = delete;
+    ~cancel_claim() {
+        if (source_)
+            source_->remove(watch_);
+    }
 
 private:
-    struct claim {
+    struct claim_watch : cancel_watch {
+        explicit claim_watch(wait_context& c) noexcept : cancel_watch(&claim), ctx(&c) {}
         wait_context* ctx;
-        void operator()() const noexcept {
-            if (ctx->try_claim(wait_context::k_cancelled))
-                ctx->signal(); // last touch: the owner may return at once
-        }
     };
-    std::stop_callback<claim> callback_;
+    static void claim(cancel_watch& w) noexcept {
+        wait_context* ctx = static_cast<claim_watch&>(w).ctx;
+        if (ctx->try_claim(wait_context::k_cancelled))
+            ctx->signal(); // last touch: the owner may return at once
+    }
+
+    claim_watch watch_;
+    cancel_source* source_; // null once nothing is linked
 };
 
 // The claimants a limit arms for one sleep of a task (a thread sleeps with its own deadline,
