@@ -83,8 +83,20 @@ TEST_CASE("when_any of two tasks finishing at once reports exactly one and drops
             ++wins[r.index];
         }
         CHECK(tracked::live == 0);
+        // The vector form shares one slot: a second claimant would overwrite the winner's value.
+        finished = 0;
+        std::vector<std::function<weft::task<tracked>(weft::context)>> both{racer(0), racer(1)};
+        {
+            auto r = weft::sync_wait(s, weft::when_any(weft::background(), std::move(both)));
+            CHECK(finished == 2);
+            CHECK(tracked::live == 1);
+            REQUIRE(r.index < 2);
+            CHECK(r.value.id == static_cast<int>(r.index));
+            ++wins[r.index];
+        }
+        CHECK(tracked::live == 0);
     }
-    CHECK(wins[0] + wins[1] == rounds);
+    CHECK(wins[0] + wins[1] == 2 * rounds);
 }
 
 TEST_CASE("when_any rethrows the winner's exception after joining the others") {

@@ -105,7 +105,8 @@ public:
     }
 
     // At most `n` members run at once from now on; n < 0 removes the limit. Throws
-    // sync_error if members are running or n is 0 (no member could ever start).
+    // sync_error if members are running or n is 0 (no member could ever start). Not to be
+    // called while another thread may call go/try_go/async_go (those may run concurrently).
     void set_limit(std::ptrdiff_t n) {
         if (n == 0)
             throw sync_error("weft: errgroup limit of 0 (no member could ever start)");
