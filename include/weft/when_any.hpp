@@ -4,7 +4,7 @@
 //   auto r = co_await weft::when_any(ctx,
 //       [&](weft::context c) { return fetch(c, primary); },    // task<reply>
 //       [&](weft::context c) { return fetch(c, mirror); });    // task<reply>
-//   use(std::get<0>(r.value)) if r.index == 0, ...
+//   reply first = std::visit([](reply& x) { return std::move(x); }, r.value); // r.index: whose
 //
 // Each callable is called with a shared with_cancel child of `ctx` and returns task<R>; the
 // tasks run concurrently on the current (or default) scheduler. The first to finish, by
