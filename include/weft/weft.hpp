@@ -4,6 +4,7 @@
 #include "actor.hpp"
 #include "channel.hpp"
 #include "context.hpp"
+#include "errgroup.hpp"
 #include "future.hpp"
 #include "registry.hpp"
 #include "scheduler.hpp"
@@ -14,3 +15,4 @@
 #include "task_group.hpp"
 #include "time.hpp"
 #include "version.hpp"
+#include "when_any.hpp"
