@@ -33,20 +33,10 @@
 
 namespace weft {
 
-namespace detail {
-template <class T>
-struct task_value {};
-template <class T>
-struct task_value<task<T>> {
-    using type = T;
-};
-} // namespace detail
-
 // What when_any accepts: called with a context, returns a task<R>.
 template <class F>
-concept racer = std::invocable<F&, context> && requires {
-    typename detail::task_value<std::invoke_result_t<F&, context>>::type;
-};
+concept racer =
+    std::invocable<F&, context> && detail::task_value<std::invoke_result_t<F&, context>>::is_task;
 
 // The R of a racer's task<R>.
 template <racer F>

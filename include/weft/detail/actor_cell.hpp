@@ -43,17 +43,6 @@
 
 namespace weft::detail {
 
-template <class T>
-struct task_value {
-    using type = T;
-    static constexpr bool is_task = false;
-};
-template <class T>
-struct task_value<task<T>> {
-    using type = T;
-    static constexpr bool is_task = true;
-};
-
 // What A::handle returns for a message of type M.
 template <class A, class M>
 using handler_result = decltype(std::declval<A&>().handle(std::declval<M>()));

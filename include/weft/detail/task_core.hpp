@@ -29,6 +29,19 @@ class task;
 
 namespace detail {
 
+// What a callable's result R means as a task's value: task<T> gives T (is_task), anything else
+// is its own value (an actor's handler may return either; when_any accepts only tasks).
+template <class T>
+struct task_value {
+    using type = T;
+    static constexpr bool is_task = false;
+};
+template <class T>
+struct task_value<task<T>> {
+    using type = T;
+    static constexpr bool is_task = true;
+};
+
 // void results are std::monostate in when_all's tuple.
 template <class T>
 using non_void = std::conditional_t<std::is_void_v<T>, std::monostate, T>;

@@ -34,8 +34,8 @@ int many(std::int64_t n, const std::string& variant) {
         s.spawn([&, ctx = ctx]() -> weft::task<void> {
             started.done();
             if (select) {
-                weft::select_result r = co_await weft::async_select(weft::on_recv(never),
-                                                                    weft::on_recv(ctx.done()));
+                weft::select_result r =
+                    co_await weft::async_select(weft::on_recv(never), weft::on_recv(ctx.done()));
                 if (r.index == 1)
                     cancelled.fetch_add(1, std::memory_order_relaxed);
             } else if ((co_await never.async_recv(ctx)).status() == weft::status::cancelled) {
@@ -79,7 +79,9 @@ int latency(std::int64_t rounds) {
     }
     t.stop();
     std::sort(lat.begin(), lat.end());
-    auto q = [&](double p) { return lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))]; };
+    auto q = [&](double p) {
+        return lat[static_cast<std::size_t>(p * static_cast<double>(lat.size() - 1))];
+    };
     return harness::report("cancel_latency", "tasks", 2, t,
                            static_cast<std::int64_t>(lat.size()) == rounds, "rounds missing",
                            {{"rounds", rounds}, {"p50_us", q(0.5)}, {"p99_us", q(0.99)}});
