@@ -364,6 +364,9 @@ inline std::stop_token context::stop_token() const {
 inline std::stop_token detail::stop_token_of(const context& ctx) {
     return ctx.stop_token();
 }
+inline bool detail::cancelled_of(const context& ctx) noexcept {
+    return ctx.cancelled();
+}
 
 inline void cancel_func::operator()(std::error_code cause) const {
     if (state_)
