@@ -54,14 +54,14 @@ TEST_CASE("a thread's select returns on_done when the context is cancelled while
 
 TEST_CASE("a task's async_select returns on_done when cancelled while it is parked") {
     for (std::size_t cap : k_capacities) {
-        weft::scheduler s(2);
         weft::channel<weft::deadlock_report> reports(4);
-        // The report proves the task is parked in its select before we cancel.
-        s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
         weft::channel<int> empty(cap);
         auto [ctx, cancel] = weft::with_cancel(weft::background());
         weft::channel<weft::select_result> result(1);
         bool handled = false;
+        weft::scheduler s(2); // declared last: destroyed first, it joins its tasks
+        // The report proves the task is parked in its select before we cancel.
+        s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
         s.spawn([&, ctx = ctx]() -> weft::task<void> {
             auto r = co_await weft::async_select(weft::on_recv(empty),
                                                  weft::on_done(ctx, [&] { handled = true; }));
@@ -85,9 +85,9 @@ TEST_CASE("on_done of a context done already is a ready case chosen at random") 
     weft::channel<int> empty(1), full(1);
     // Only on_done is ready: it runs without waiting, thread and task alike.
     CHECK(weft::select(weft::on_recv(empty), weft::on_done(ctx)).index == 1);
-    weft::scheduler s(1);
     weft::channel<std::size_t> index(1);
-    s.spawn([&]() -> weft::task<void> {
+    weft::scheduler s(1);
+    s.spawn([&, ctx = ctx]() -> weft::task<void> {
         auto r = co_await weft::async_select(weft::on_done(ctx), weft::on_recv(empty));
         (void)index.try_send(r.index);
     });
@@ -145,9 +145,9 @@ TEST_CASE("on_done and on_timeout in one select: whichever comes first runs") {
         CHECK(ctx.err() == weft::context_errc::deadline_exceeded);
         cancel();
     }
-    weft::scheduler s(1);
     weft::channel<std::size_t> index(2);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
+    weft::scheduler s(1);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         auto r = co_await weft::async_select(weft::on_recv(empty), weft::on_done(ctx),
                                              weft::on_timeout(1ms));
@@ -184,7 +184,6 @@ void race_select_cancel(std::size_t cap, unsigned seed) {
     constexpr int k_producers = 3;
     constexpr int k_consumers = 3;
     constexpr int k_per_producer = 2000;
-    weft::scheduler s(2);
     weft::channel<int> ch(cap);
     std::vector<weft::cancellable_context> contexts;
     for (int i = 0; i < k_producers + k_consumers; ++i)
@@ -217,6 +216,7 @@ void race_select_cancel(std::size_t cap, unsigned seed) {
         received.insert(received.end(), mine.begin(), mine.end());
     };
 
+    weft::scheduler s(2); // declared after what its tasks use: destroyed first, it joins them
     std::vector<std::thread> threads;
     for (int p = 0; p < k_producers; ++p)
         threads.emplace_back([&, p] {
@@ -228,7 +228,8 @@ void race_select_cancel(std::size_t cap, unsigned seed) {
             s.spawn([&, c]() -> weft::task<void> {
                 const weft::context& ctx = contexts[static_cast<std::size_t>(k_producers + c)].ctx;
                 std::vector<int> mine;
-                for (bool more = true; more;) {
+                bool more = true;
+                while (more) { // the handlers clear it
                     co_await weft::async_select(weft::on_recv(ch,
                                                               [&](std::optional<int> v) {
                                                                   if (v)
@@ -245,7 +246,8 @@ void race_select_cancel(std::size_t cap, unsigned seed) {
             threads.emplace_back([&, c] {
                 const weft::context& ctx = contexts[static_cast<std::size_t>(k_producers + c)].ctx;
                 std::vector<int> mine;
-                for (bool more = true; more;) {
+                bool more = true;
+                while (more) { // the handlers clear it
                     weft::select(weft::on_recv(ch,
                                                [&](std::optional<int> v) {
                                                    if (v)

@@ -48,10 +48,10 @@ int as_int(weft::status s) {
 // --- sleep ---------------------------------------------------------------------------------
 
 TEST_CASE("a task's sleep_for(ctx) returns cancelled when the context is cancelled") {
-    weft::scheduler s(2);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     weft::channel<weft::status> result(1);
     std::atomic<bool> started{false};
+    weft::scheduler s(2);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         started = true;
         (void)result.try_send(co_await weft::sleep_for(ctx, 1h));
@@ -63,9 +63,9 @@ TEST_CASE("a task's sleep_for(ctx) returns cancelled when the context is cancell
 }
 
 TEST_CASE("a task's sleep_for(ctx) returns ok after the full sleep") {
-    weft::scheduler s(1);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     weft::channel<weft::status> result(1);
+    weft::scheduler s(1);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         (void)result.try_send(co_await weft::sleep_for(ctx, 2ms));
     });
@@ -75,10 +75,10 @@ TEST_CASE("a task's sleep_for(ctx) returns ok after the full sleep") {
 }
 
 TEST_CASE("sleep with a context done already: cancelled, unless the deadline passed too") {
-    weft::scheduler s(1);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     cancel();
     weft::channel<weft::status> result(4);
+    weft::scheduler s(1);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         (void)result.try_send(co_await weft::sleep_for(ctx, 1h));
         (void)result.try_send(co_await weft::sleep_for(ctx, 0ms));
@@ -95,9 +95,9 @@ TEST_CASE("a sleep_for(ctx) ends with the context's deadline") {
     auto [ctx, cancel] = weft::with_timeout(weft::background(), 2ms);
     CHECK(weft::this_thread::sleep_for(ctx, 1h) == weft::status::cancelled);
     CHECK(ctx.err() == weft::context_errc::deadline_exceeded);
-    weft::scheduler s(1);
     auto [ctx2, cancel2] = weft::with_timeout(weft::background(), 2ms);
     weft::channel<weft::status> result(1);
+    weft::scheduler s(1);
     s.spawn([&, ctx = ctx2]() -> weft::task<void> {
         (void)result.try_send(co_await weft::sleep_for(ctx, 1h));
     });
@@ -149,14 +149,14 @@ TEST_CASE("a thread's wg.wait(ctx) returns ok when the counter reaches zero") {
 }
 
 TEST_CASE("a task's wg.async_wait(ctx) returns cancelled when cancelled while parked") {
-    weft::scheduler s(2);
     weft::channel<weft::deadlock_report> reports(4);
-    // The report proves the task is parked on the wait group before we cancel.
-    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
     weft::wait_group wg;
     wg.add(1);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     weft::channel<weft::status> result(2);
+    weft::scheduler s(2); // declared last: destroyed first, it joins its tasks
+    // The report proves the task is parked on the wait group before we cancel.
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         (void)result.try_send(co_await wg.async_wait(ctx));
     });
@@ -173,11 +173,11 @@ TEST_CASE("a task's wg.async_wait(ctx) returns cancelled when cancelled while pa
 }
 
 TEST_CASE("a task's wg.async_wait(ctx) returns ok when the counter reaches zero") {
-    weft::scheduler s(2);
     weft::wait_group wg;
     wg.add(1);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
     weft::channel<weft::status> result(1);
+    weft::scheduler s(2);
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         (void)result.try_send(co_await wg.async_wait(ctx));
     });
@@ -254,14 +254,15 @@ TEST_CASE("wait_group completion racing cancellation: each waiter ends once, tru
 // --- many waiting tasks --------------------------------------------------------------------
 
 TEST_CASE("cancelling a parent resumes 100k tasks waiting in async_recv with cancelled") {
-    weft::scheduler s(2);
     weft::channel<weft::deadlock_report> reports(16);
-    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
-    auto [parent, cancel] = weft::with_cancel(weft::background());
+    const weft::cancellable_context root = weft::with_cancel(weft::background());
+    const weft::context& parent = root.ctx;
     weft::channel<int> never(0);
     std::atomic<int> cancelled{0}, other{0};
     weft::wait_group finished;
     finished.add(k_many);
+    weft::scheduler s(2); // declared last: destroyed first, it joins its tasks
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 5ms);
     for (int i = 0; i < k_many; ++i)
         s.spawn([&]() -> weft::task<void> {
             auto [ctx, cancel_child] = weft::with_cancel(parent); // a child of the parent
@@ -280,7 +281,7 @@ TEST_CASE("cancelling a parent resumes 100k tasks waiting in async_recv with can
         if (report->receiving == static_cast<std::size_t>(k_many))
             break;
     }
-    cancel();
+    root.cancel();
     finished.wait();
     CHECK(cancelled == k_many);
     CHECK(other == 0);
@@ -288,11 +289,12 @@ TEST_CASE("cancelling a parent resumes 100k tasks waiting in async_recv with can
 }
 
 TEST_CASE("cancelling a parent resumes 100k tasks in sleep_for(ctx, 1h) with cancelled") {
-    weft::scheduler s(2);
-    auto [parent, cancel] = weft::with_cancel(weft::background());
+    const weft::cancellable_context root = weft::with_cancel(weft::background());
+    const weft::context& parent = root.ctx;
     std::atomic<int> started{0}, cancelled{0}, other{0};
     weft::wait_group finished;
     finished.add(k_many);
+    weft::scheduler s(2); // declared last: destroyed first, it joins its tasks
     for (int i = 0; i < k_many; ++i)
         s.spawn([&]() -> weft::task<void> {
             started.fetch_add(1, std::memory_order_relaxed);
@@ -305,7 +307,7 @@ TEST_CASE("cancelling a parent resumes 100k tasks in sleep_for(ctx, 1h) with can
         });
     while (started.load(std::memory_order_relaxed) < k_many)
         std::this_thread::yield();
-    cancel();
+    root.cancel();
     finished.wait();
     CHECK(cancelled == k_many);
     CHECK(other == 0);
