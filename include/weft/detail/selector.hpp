@@ -170,7 +170,8 @@ struct timeout_case {
 };
 
 // on_done(ctx): ready once `ctx` is done. Refers to the caller's context, which outlives the
-// select (a context is a handle; copying it here would cost an atomic increment per select).
+// select: a copy would cost an atomic increment per select and need context's definition,
+// which this layer cannot include (context_fwd.hpp).
 template <class Fn>
 struct done_case {
     static constexpr bool is_channel_case = false;
@@ -462,6 +463,8 @@ public:
 private:
     // Whether on_done() is tried at position `j` of this pass (it takes a random one of the
     // live_ + 1 places, so among ready cases it is as likely as any) and its context is done.
+    // A relaxed load: a stale `false` only lets the select link and sleep, and the stop claim
+    // armed then fires at once if the stop was requested (cancel_claim).
     bool done_turn(std::size_t j) const noexcept {
         if constexpr (has_done)
             return j == done_at_ && cancelled_of(*done_ctx_);
