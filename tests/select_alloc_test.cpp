@@ -3,6 +3,7 @@
 #include "alloc_counter.hpp"
 #include "catch_compat.hpp"
 
+#include <weft/context.hpp>
 #include <weft/select.hpp>
 
 #include <atomic>
@@ -16,9 +17,15 @@ TEST_CASE("select allocates nothing in the steady state, ready or blocking") {
     weft::channel<int> rendezvous(0);
     weft::channel<int> nil;
     constexpr int rounds = 1000;
+    // on_done: of a live context (its stop token armed while the select sleeps) and of a
+    // cancelled one. A context makes its std::stop_source once, on the first stop_token().
+    auto [live, cancel_live] = weft::with_cancel(weft::background());
+    auto [gone, cancel_gone] = weft::with_cancel(weft::background());
+    cancel_gone();
+    (void)live.stop_token();
     // The partner's sends pair with the blocking selects below.
     std::thread partner([&] {
-        for (int i = 0; i < rounds + 1; ++i)
+        for (int i = 0; i < 2 * (rounds + 1); ++i)
             rendezvous.send(int(i));
     });
     long received = 0;
@@ -29,6 +36,8 @@ TEST_CASE("select allocates nothing in the steady state, ready or blocking") {
         weft::select(weft::on_recv(buffered), weft::on_timeout(0ms));
         // Blocking until the partner's send arrives (or finding it already waiting).
         weft::select(weft::on_recv(rendezvous, [&](int) { ++received; }), weft::on_recv(nil));
+        weft::select(weft::on_recv(rendezvous, [&](int) { ++received; }), weft::on_done(live));
+        weft::select(weft::on_recv(buffered), weft::on_done(gone));
     };
     one_round(); // warm-up: thread-local parker and random state
     const long before = allocations_so_far();
@@ -37,5 +46,6 @@ TEST_CASE("select allocates nothing in the steady state, ready or blocking") {
     const long after = allocations_so_far();
     partner.join();
     CHECK(after - before == 0);
-    CHECK(received == 2 * (rounds + 1));
+    CHECK(received == 3 * (rounds + 1));
+    cancel_live();
 }

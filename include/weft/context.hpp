@@ -374,6 +374,9 @@ inline std::stop_token context::stop_token() const {
 inline detail::cancel_ref detail::cancellation_of(const context& ctx) {
     return ctx.state_ ? ctx.state_->cancellation() : cancel_ref{};
 }
+inline bool detail::cancelled_of(const context& ctx) noexcept {
+    return ctx.cancelled();
+}
 
 inline void cancel_func::operator()(std::error_code cause) const {
     if (state_)

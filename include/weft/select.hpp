@@ -3,7 +3,8 @@
 //   weft::select(
 //       weft::on_recv(jobs, [&](std::optional<job> j) { ... }),   // nullopt: jobs closed
 //       weft::on_send(results, r, [&] { ... }),                     // r moved only if sent
-//       weft::on_timeout(1s, [&] { ... }));                         // or weft::otherwise(...)
+//       weft::on_timeout(1s, [&] { ... }),                          // or weft::otherwise(...)
+//       weft::on_done(ctx, [&] { ... }));                           // ctx cancelled
 //
 // Among several ready cases one is picked uniformly at random, so no case starves. Nil
 // channels are never picked. A case that does not fire consumes nothing and loses nothing: a
@@ -16,10 +17,12 @@
 
 #include "blocking_report.hpp"
 #include "channel.hpp"
+#include "detail/context_fwd.hpp"
 #include "detail/deadline.hpp"
 #include "detail/selector.hpp"
 #include "detail/task_core.hpp"
 #include "detail/task_park.hpp"
+#include "detail/wait_limit.hpp"
 #include "detail/waiter.hpp"
 
 #include <array>
@@ -81,8 +84,19 @@ auto on_timeout(std::chrono::duration<Rep, Period> timeout, Fn fn = {}) {
     return detail::timeout_case<Fn>{detail::deadline_after(timeout), std::move(fn)};
 }
 
+// Runs `fn` when `ctx` is done (cancelled, or its deadline passed): Go's `case <-ctx.Done():`
+// without making the done channel. A context done already makes it a ready case, picked at
+// random among the ready ones; with otherwise() it is ready iff ctx.cancelled(). A select it
+// ends consumed nothing. Never fires for background(). Refers to `ctx`: keep it alive until
+// the select returns (it is, in `co_await weft::async_select(..., weft::on_done(ctx))`).
+template <class Fn = detail::no_handler>
+auto on_done(const context& ctx, Fn fn = {}) {
+    return detail::done_case<Fn>{&ctx, std::move(fn)};
+}
+
 // Waits until one case can proceed, performs it, runs its handler and says which it was.
-// Blocks for ever if no case can ever proceed (all channels nil and no otherwise/timeout).
+// Blocks for ever if no case can ever proceed (all channels nil, no otherwise/timeout, and
+// on_done's context, if any, never cancelled).
 template <class... Cases>
 select_result select(Cases&&... cases);
 
@@ -110,7 +124,9 @@ select_result select(Cases&&... cases) {
             // instantiation (its function name lists the case types) names the site instead.
             detail::note_blocking({"weft::select", "co_await weft::async_select(...)",
                                    weft::source_location::current().function_name()});
-            if constexpr (detail::selector<Cases...>::has_timeout)
+            if constexpr (detail::selector<Cases...>::has_done)
+                (void)detail::sleep_limited(ctx, sel.limit()); // resolve() reads who claimed
+            else if constexpr (detail::selector<Cases...>::has_timeout)
                 signalled = ctx.wait_until(sel.deadline());
             else
                 ctx.wait(); // with no live case nobody signals: blocks for ever, as Go's select {}
@@ -143,10 +159,13 @@ task<select_result> async_select(Cases... cases) {
         if (auto r = sel.link(wakeup.context()))
             co_return *r;
         if (!sel.self_claimed()) {
-            std::optional<detail::deadline_claim> timer;
-            if constexpr (detail::selector<Cases...>::has_timeout)
-                timer.emplace(wakeup.context(), sel.deadline());
-            co_await wakeup; // with no live case and no timeout: until the frame is destroyed
+            // The deadline and the context's stop claim the context while the task sleeps;
+            // destroyed before resolve(), after which nothing else claims.
+            std::optional<detail::limit_claims> limits;
+            if constexpr (detail::selector<Cases...>::has_timeout ||
+                          detail::selector<Cases...>::has_done)
+                limits.emplace(wakeup.context(), sel.limit());
+            co_await wakeup; // with no live case and no limit: until the frame is destroyed
         }
         sel.unlink_all();
         if (auto r = sel.resolve(wakeup.context()))

@@ -2,13 +2,17 @@
 #pragma once
 
 #include "blocking_report.hpp"
+#include "channel.hpp"
+#include "detail/context_fwd.hpp"
 #include "detail/deadline.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_park.hpp"
+#include "detail/wait_limit.hpp"
 #include "detail/waiter.hpp"
 #include "task.hpp"
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -59,6 +63,14 @@ public:
                                      {"weft::wait_group::wait_for/wait_until", k_instead});
     }
 
+    // Blocks until the counter is zero (status::ok) or `ctx` is done (status::cancelled). A
+    // counter at zero is ok at once, even if ctx is done. (A template only so that this header
+    // needs no definition of weft::context: Context is always weft::context.)
+    template <std::same_as<context> Context>
+    status wait(const Context& ctx) {
+        return wait_limited(detail::wait_limit{{}, detail::cancellation_of(ctx)});
+    }
+
     // In a task: `co_await wg.async_wait()` suspends the task (not its worker) until the
     // counter is zero.
     task<void> async_wait() {
@@ -67,6 +79,13 @@ public:
             if (co_await park != detail::park_step::again)
                 co_return;
         }
+    }
+
+    // In a task: async_wait() that also ends when `ctx` is done: status::ok when the counter
+    // reached zero, status::cancelled (and the task no longer waits) when ctx was done first.
+    template <std::same_as<context> Context>
+    task<status> async_wait(const Context& ctx) {
+        return async_wait_limited(detail::wait_limit{{}, detail::cancellation_of(ctx)});
     }
 
     // The counter right now; a snapshot.
@@ -112,6 +131,40 @@ private:
             return false;
         }
         return true;
+    }
+
+    // wait(ctx)'s: like wait_until_impl, with a stop claim instead of a deadline.
+    status wait_limited(const detail::wait_limit& limit) {
+        detail::wait_context ctx(detail::thread_parker::current());
+        detail::waiter w;
+        w.ctx = &ctx;
+        {
+            std::lock_guard lock(mutex_);
+            if (count_ == 0)
+                return status::ok;
+            waiters_.push_back(&w);
+        }
+        detail::note_blocking({"weft::wait_group::wait(ctx)", "co_await wg.async_wait(ctx)"});
+        if (detail::sleep_limited(ctx, limit) == detail::park_step::parked)
+            return status::ok; // add() claimed us: the counter reached zero
+        cancel(w);             // the stop claimed us but cannot unlink us
+        return status::cancelled;
+    }
+
+    // async_wait(ctx)'s: the limit lives in the frame, as long as the waits that use it.
+    task<status> async_wait_limited(detail::wait_limit limit) {
+        for (;;) {
+            detail::task_park<wait_group> park(*this, &step_wait, nullptr, blocked_on::wait_group,
+                                               &limit);
+            switch (co_await park) {
+            case detail::park_step::done:
+                co_return status::ok;
+            case detail::park_step::cancelled:
+                co_return status::cancelled;
+            default:
+                break; // again
+            }
+        }
     }
 
     mutable detail::spin_mutex mutex_;

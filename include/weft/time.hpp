@@ -5,6 +5,7 @@
 //   weft::ticker tick(100ms);  for (;;) { tick.channel().recv(); poll(); }
 //   weft::callback_timer c = weft::after_func(2s, [&] { done.try_send(true); });
 //   co_await weft::sleep_for(10ms);                       // in a task: the worker runs others
+//   if (co_await weft::sleep_for(ctx, 1s) == weft::status::cancelled) co_return; // ctx done
 //
 // Every timer runs on one shared timer thread (detail::timer_service), not a thread each. A
 // timer's channel has capacity 1 and the timer only ever try_sends on it, so a slow reader
@@ -16,14 +17,18 @@
 // "never" (they saturate, as Go's do), zero or negative ones "at once".
 #pragma once
 
+#include "blocking_report.hpp"
 #include "channel.hpp"
+#include "detail/context_fwd.hpp"
 #include "detail/deadline.hpp"
 #include "detail/task_park.hpp"
 #include "detail/timer_service.hpp"
+#include "detail/wait_limit.hpp"
 #include "task.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -171,7 +176,72 @@ task<void> sleep_for(std::chrono::duration<Rep, Period> d) {
     return sleep_until(detail::deadline_after(d));
 }
 
+// In a task: sleeps until `deadline` unless `ctx` is done first. status::ok after the full
+// sleep, status::cancelled as soon as ctx is done (the timer is cancelled then). A deadline
+// that has passed is ok at once, even if ctx is done. (A template only so that this header
+// needs no definition of weft::context: Context is always weft::context.)
+template <std::same_as<context> Context>
+task<status> sleep_until(const Context& ctx, time_point deadline);
+
+// In a task: `co_await weft::sleep_for(ctx, d)`: sleep_for(d) that ends early, with
+// status::cancelled, when `ctx` is done; status::ok after the full sleep.
+template <class Rep, class Period>
+task<status> sleep_for(const context& ctx, std::chrono::duration<Rep, Period> d) {
+    return sleep_until(ctx, detail::deadline_after(d));
+}
+
+// Blocking forms for plain threads, named after std::this_thread's.
+namespace this_thread {
+
+// Blocks the calling thread until `deadline`, or until `ctx` is done: status::ok after the full
+// sleep, status::cancelled as soon as ctx is done. A deadline that has passed is ok at once.
+template <std::same_as<context> Context>
+status sleep_until(const Context& ctx, time_point deadline);
+
+// Blocks the calling thread for `d`, or until `ctx` is done: ok or cancelled, as sleep_until.
+template <class Rep, class Period>
+status sleep_for(const context& ctx, std::chrono::duration<Rep, Period> d) {
+    return this_thread::sleep_until(ctx, detail::deadline_after(d));
+}
+
+} // namespace this_thread
+
 // ---- implementation ------------------------------------------------------------------------
+
+// A sleep is a wait that only its limits end: the deadline claims the context as k_timed_out
+// (the full sleep, ok), the context's stop as k_cancelled. Exactly one of them wins.
+template <std::same_as<context> Context>
+task<status> sleep_until(const Context& ctx, time_point deadline) {
+    if (deadline <= std::chrono::steady_clock::now())
+        co_return status::ok; // completes at once, done context or not
+    if (detail::cancelled_of(ctx))
+        co_return status::cancelled;
+    detail::task_wakeup wakeup(blocked_on::timer);
+    {
+        detail::limit_claims claims(wakeup.context(), {deadline, detail::cancellation_of(ctx)});
+        co_await wakeup;
+    } // disarmed: nothing claims any more
+    // acquire: pairs with the winning claim's CAS (the signal ordered it anyway).
+    const int selected = wakeup.context().selected.load(std::memory_order_acquire);
+    co_return detail::limit_outcome(selected) == detail::park_step::cancelled ? status::cancelled
+                                                                              : status::ok;
+}
+
+template <std::same_as<context> Context>
+status this_thread::sleep_until(const Context& ctx, time_point deadline) {
+    if (deadline <= std::chrono::steady_clock::now())
+        return status::ok;
+    if (detail::cancelled_of(ctx))
+        return status::cancelled;
+    detail::note_blocking(
+        {"weft::this_thread::sleep_for/sleep_until", "co_await weft::sleep_for(ctx, d)"});
+    detail::wait_context wait(detail::thread_parker::current());
+    // Nobody else knows this context: only the deadline (timed_out, the full sleep) or the
+    // stop (cancelled) ends the sleep, so parked (a signal from nowhere) cannot happen.
+    const detail::park_step step =
+        detail::sleep_limited(wait, detail::wait_limit{deadline, detail::cancellation_of(ctx)});
+    return step == detail::park_step::cancelled ? status::cancelled : status::ok;
+}
 
 namespace detail {
 

@@ -7,6 +7,9 @@
 //   - Among ready cases one is picked uniformly at random (a fresh shuffle each pass).
 //   - A select with otherwise() runs it only if there was one instant at which no case was
 //     ready (confirmed_none_ready's double collect).
+//   - on_done() is one more claimant of the select's context (wait_context::k_cancelled, armed
+//     only while the select sleeps), and a ready case when the context is done already: it
+//     takes a random place among the live cases in every pass.
 //   - Nil channels are never polled or waited on.
 //
 // Locks: link() holds every case's channel lock at once (lock_set, in address order, each
@@ -18,8 +21,10 @@
 #include "atomic_ring.hpp"
 #include "channel_flavor.hpp"
 #include "channel_state.hpp"
+#include "context_fwd.hpp"
 #include "random.hpp"
 #include "spin_mutex.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <array>
@@ -58,6 +63,7 @@ public:
     static constexpr bool is_channel_case = true;
     static constexpr bool is_otherwise = false;
     static constexpr bool is_timeout = false;
+    static constexpr bool is_done = false;
 
     channel_case(channel_state<T>* state, Value value, Fn fn)
         : state_(state), value_(std::move(value)), fn_(std::move(fn)) {}
@@ -149,6 +155,7 @@ struct otherwise_case {
     static constexpr bool is_channel_case = false;
     static constexpr bool is_otherwise = true;
     static constexpr bool is_timeout = false;
+    static constexpr bool is_done = false;
     Fn fn;
 };
 
@@ -157,7 +164,21 @@ struct timeout_case {
     static constexpr bool is_channel_case = false;
     static constexpr bool is_otherwise = false;
     static constexpr bool is_timeout = true;
+    static constexpr bool is_done = false;
     std::chrono::steady_clock::time_point deadline;
+    Fn fn;
+};
+
+// on_done(ctx): ready once `ctx` is done. Refers to the caller's context, which outlives the
+// select: a copy would cost an atomic increment per select and need context's definition,
+// which this layer cannot include (context_fwd.hpp).
+template <class Fn>
+struct done_case {
+    static constexpr bool is_channel_case = false;
+    static constexpr bool is_otherwise = false;
+    static constexpr bool is_timeout = false;
+    static constexpr bool is_done = true;
+    const context* ctx;
     Fn fn;
 };
 
@@ -230,7 +251,11 @@ public:
     static_assert((0 + ... + std::remove_cvref_t<Cases>::is_otherwise) +
                           (0 + ... + std::remove_cvref_t<Cases>::is_timeout) <=
                       1,
-                  "select takes at most one otherwise() or on_timeout()");
+                  "select takes at most one otherwise() or on_timeout() (on_done() may join "
+                  "either)");
+    static constexpr bool has_done = (0 + ... + std::remove_cvref_t<Cases>::is_done) == 1;
+    static_assert((0 + ... + std::remove_cvref_t<Cases>::is_done) <= 1,
+                  "select takes at most one on_done()");
     static_assert(n < 256, "select takes fewer than 256 cases");
 
     explicit selector(Cases&... cases) : all_(cases...) {
@@ -240,6 +265,10 @@ public:
                 special_ = i;
             if constexpr (C::is_timeout)
                 deadline_ = c.deadline;
+            if constexpr (C::is_done) {
+                done_index_ = i;
+                done_ctx_ = c.ctx;
+            }
             // Live channel cases: nil channels are never polled or waited on.
             if constexpr (C::is_channel_case)
                 if (c.state())
@@ -256,6 +285,17 @@ public:
     ~selector() { unlink_all(); }
 
     std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+
+    // What may end the select's sleep besides its channels: on_timeout()'s deadline and
+    // on_done()'s context (its cancel_source: one reference count, taken only to sleep).
+    wait_limit limit() const {
+        wait_limit limit;
+        if constexpr (has_timeout)
+            limit.deadline = deadline_;
+        if constexpr (has_done)
+            limit.stop = cancellation_of(*done_ctx_);
+        return limit;
+    }
 
     // When every live case is on a lock-free channel, polls them without any lock, `rounds`
     // times with a short back-off between rounds (a peer is often a few hundred nanoseconds
@@ -274,6 +314,8 @@ public:
                 spin.snooze();
             shuffle();
             for (std::size_t j = 0; j < live_; ++j) {
+                if (done_turn(j))
+                    return finish(done_index_, true);
                 attempt a = attempt::not_ready;
                 // Lock-free flavors take no lock and defer nothing.
                 on_channel_case(order_[j], [&](auto& c) {
@@ -285,9 +327,11 @@ public:
                 if (a != attempt::not_ready)
                     return finish(order_[j], a == attempt::done);
             }
+            if (done_turn(live_))
+                return finish(done_index_, true);
             if constexpr (has_otherwise) {
                 if (confirmed_none_ready())
-                    return finish_special();
+                    return finish_special_unless_done();
                 continue; // a ring moved while we looked: look again
             }
             if constexpr (has_timeout)
@@ -317,7 +361,14 @@ public:
             // go round until a double collect of the rings confirms that nothing was ready.
             for (bool again = true; again;) {
                 again = false;
-                for (std::size_t j = 0; j < live_; ++j) {
+                for (std::size_t j = 0; j <= live_; ++j) {
+                    if (done_turn(j)) {
+                        locks.unlock();
+                        wake.flush();
+                        return finish(done_index_, true);
+                    }
+                    if (j == live_)
+                        break;
                     attempt a = attempt::not_ready;
                     on_channel_case(order_[j], [&](auto& c) { a = c.try_op(wake); });
                     if (a != attempt::not_ready) {
@@ -333,7 +384,7 @@ public:
             }
             if constexpr (has_otherwise) {
                 locks.unlock();
-                return finish_special();
+                return finish_special_unless_done();
             }
             for (std::size_t j = 0; j < live_; ++j) {
                 waiter& w = waiters_[order_[j]];
@@ -387,6 +438,8 @@ public:
         const int selected = ctx.selected.load(std::memory_order_acquire);
         if (selected == wait_context::k_timed_out)
             return finish_special();
+        if (selected == wait_context::k_cancelled)
+            return finish(done_index_, true);
         const auto index = static_cast<std::size_t>(selected);
         switch (waiters_[index].outcome) {
         case wait_outcome::completed:
@@ -408,6 +461,26 @@ public:
     select_result finish_special() { return finish(special_, true); }
 
 private:
+    // Whether on_done() is tried at position `j` of this pass (it takes a random one of the
+    // live_ + 1 places, so among ready cases it is as likely as any) and its context is done.
+    // A relaxed load: a stale `false` only lets the select link and sleep, and the stop claim
+    // armed then fires at once if the stop was requested (cancel_claim).
+    bool done_turn(std::size_t j) const noexcept {
+        if constexpr (has_done)
+            return j == done_at_ && cancelled_of(*done_ctx_);
+        else
+            return false;
+    }
+
+    // otherwise() once no channel case was ready at one instant: unless on_done() is ready
+    // now. Cancellation never goes back, so a context not done now was not done then either.
+    select_result finish_special_unless_done() {
+        if constexpr (has_done)
+            if (cancelled_of(*done_ctx_))
+                return finish(done_index_, true);
+        return finish_special();
+    }
+
     select_result finish(std::size_t index, bool completed) {
         bool ok = true;
         visit_case(all_, index, [&](auto& c) {
@@ -479,11 +552,16 @@ private:
             auto& rng = fast_random::for_this_thread();
             for (std::size_t i = live_; i > 1; --i)
                 std::swap(order_[i - 1], order_[rng.below(static_cast<std::uint32_t>(i))]);
+            if constexpr (has_done)
+                done_at_ = rng.below(static_cast<std::uint32_t>(live_ + 1));
         }
     }
 
     std::tuple<Cases&...> all_;
-    std::size_t special_ = n; // position of otherwise()/on_timeout(), if any
+    std::size_t special_ = n;    // position of otherwise()/on_timeout(), if any
+    std::size_t done_index_ = n; // position of on_done(), if any
+    const context* done_ctx_ = nullptr;
+    std::size_t done_at_ = 0; // where on_done() is tried in this pass: 0..live_
     std::chrono::steady_clock::time_point deadline_{};
     std::array<std::uint8_t, n> order_{};
     std::size_t live_ = 0;
