@@ -87,10 +87,10 @@ TEST_CASE("a nil channel's recv(ctx) and send(ctx) end when the context does") {
     auto [ctx, cancel] = weft::with_timeout(weft::background(), 10ms);
     CHECK(nil.recv(ctx).status() == weft::status::cancelled);
     CHECK(nil.send(ctx, 1) == weft::status::cancelled);
-    weft::scheduler s(1);
     std::atomic<int> r{-1};
     weft::wait_group wg;
     wg.add(1);
+    weft::scheduler s(1); // declared last: destroyed first, while what its tasks use lives
     s.spawn([&, ctx = ctx]() -> weft::task<void> {
         r = static_cast<int>((co_await nil.async_recv(ctx)).status());
         wg.done();
@@ -102,7 +102,6 @@ TEST_CASE("a nil channel's recv(ctx) and send(ctx) end when the context does") {
 
 TEST_CASE("a task's async_recv(ctx) and async_send(ctx) stop waiting when cancelled") {
     for (std::size_t cap : k_capacities) {
-        weft::scheduler s(2);
         weft::channel<int> empty(cap);
         weft::channel<int> full(cap);
         for (std::size_t i = 0; i < cap; ++i)
@@ -111,6 +110,7 @@ TEST_CASE("a task's async_recv(ctx) and async_send(ctx) stop waiting when cancel
         std::atomic<int> recv_status{-1}, send_status{-1};
         weft::wait_group wg;
         wg.add(2);
+        weft::scheduler s(2); // declared last: destroyed first, while what its tasks use lives
         s.spawn([&, ctx = ctx]() -> weft::task<void> {
             recv_status = static_cast<int>((co_await empty.async_recv(ctx)).status());
             wg.done();
@@ -136,7 +136,6 @@ void race_cancel_with_transfer(std::size_t cap, unsigned seed) {
     constexpr int k_producers = 3;
     constexpr int k_consumers = 3;
     constexpr int k_per_producer = 2000;
-    weft::scheduler s(2);
     weft::channel<int> ch(cap);
     std::vector<weft::cancellable_context> contexts;
     for (int i = 0; i < k_producers + k_consumers; ++i)
@@ -148,6 +147,7 @@ void race_cancel_with_transfer(std::size_t cap, unsigned seed) {
     weft::wait_group producers, consumers;
     producers.add(k_producers);
     consumers.add(k_consumers);
+    weft::scheduler s(2); // declared after what its tasks use: destroyed first
 
     auto produce = [&](int p) {
         const weft::context ctx = contexts[static_cast<std::size_t>(p)].ctx;
