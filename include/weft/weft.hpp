@@ -8,6 +8,7 @@
 #include "registry.hpp"
 #include "scheduler.hpp"
 #include "select.hpp"
+#include "semaphore.hpp"
 #include "spawn_blocking.hpp"
 #include "sync.hpp"
 #include "task.hpp"
