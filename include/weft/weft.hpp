@@ -5,6 +5,7 @@
 #include "channel.hpp"
 #include "context.hpp"
 #include "future.hpp"
+#include "mutex.hpp"
 #include "registry.hpp"
 #include "scheduler.hpp"
 #include "select.hpp"
