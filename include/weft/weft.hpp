@@ -6,6 +6,7 @@
 #include "context.hpp"
 #include "future.hpp"
 #include "mutex.hpp"
+#include "rate_limiter.hpp"
 #include "registry.hpp"
 #include "scheduler.hpp"
 #include "select.hpp"
