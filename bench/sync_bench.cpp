@@ -1,6 +1,7 @@
 // sync_bench — weft's semaphore and mutex next to the idioms they replace, same process.
 //
-// Families (read as ratios between rows of one family; items/s counts acquire+release pairs):
+// Families (read as ratios between rows of one family; items/s counts acquire+release pairs,
+// over wall time: the task rows' caller only waits):
 //   sem_uncontended/<impl>   one thread (or one task) acquires and releases 1 of 4 permits in a
 //                            loop; nobody else: the fast path alone
 //   sem_contended/<impl>     2 workers x 1000 tasks, each acquiring 1 of 4 permits 100 times,
@@ -139,12 +140,16 @@ void bm_mutex(benchmark::State& state) {
 
 void register_benchmarks() {
     benchmark::RegisterBenchmark("sem_uncontended/weft_semaphore/thread",
-                                 bm_sem_uncontended_thread<weft_sem>);
+                                 bm_sem_uncontended_thread<weft_sem>)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("sem_uncontended/channel/thread",
-                                 bm_sem_uncontended_thread<chan_sem>);
+                                 bm_sem_uncontended_thread<chan_sem>)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("sem_uncontended/weft_semaphore/task",
-                                 bm_sem_uncontended_task<weft_sem>);
-    benchmark::RegisterBenchmark("sem_uncontended/channel/task", bm_sem_uncontended_task<chan_sem>);
+                                 bm_sem_uncontended_task<weft_sem>)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("sem_uncontended/channel/task", bm_sem_uncontended_task<chan_sem>)
+        ->UseRealTime();
     benchmark::RegisterBenchmark("sem_contended/weft_semaphore", bm_sem_contended<weft_sem>)
         ->UseRealTime();
     benchmark::RegisterBenchmark("sem_contended/channel", bm_sem_contended<chan_sem>)

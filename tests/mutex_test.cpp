@@ -358,3 +358,52 @@ TEST_CASE("cancellation racing notify_one loses no token and no wake-up") {
         CHECK(m.waiting() == 0);
     }
 }
+
+TEST_CASE("the deadlock report names a task waiting for a mutex nobody unlocks") {
+    weft::scheduler s(2);
+    weft::channel<weft::deadlock_report> reports(4);
+    s.report_deadlocks([&](const weft::deadlock_report& r) { (void)reports.try_send(r); }, 20ms);
+    weft::mutex m;
+    REQUIRE(m.try_lock()); // held by this thread, which will not unlock until the report
+    std::atomic<bool> got_it{false};
+    s.spawn([&]() -> weft::task<void> {
+        co_await m.async_lock();
+        got_it = true;
+        m.unlock();
+    });
+    auto r = reports.recv_for(30s);
+    REQUIRE(r.has_value());
+    CHECK(r->sync == 1);
+    CHECK(r->tasks() == 1);
+    CHECK(r->message() == "weft: all tasks are asleep - deadlock! 1 task blocked: 1 waiting on "
+                          "a semaphore, mutex or condition_variable");
+    m.unlock(); // hands it to the task, which finishes
+    REQUIRE(eventually([&] { return got_it.load(); }));
+}
+
+TEST_CASE("tasks destroyed while they wait for a mutex or a condition leave both queues") {
+    weft::mutex m;
+    weft::condition_variable cv;
+    REQUIRE(m.try_lock());
+    {
+        weft::scheduler s(1);
+        s.spawn([&]() -> weft::task<void> { co_await m.async_lock(); });
+        REQUIRE(eventually([&] { return m.waiting() == 1; }));
+    } // the scheduler destroys the waiting task's frame
+    CHECK(m.waiting() == 0);
+    m.unlock();
+    CHECK_FALSE(m.locked());
+    {
+        weft::scheduler s(1);
+        s.spawn([&]() -> weft::task<void> {
+            auto lock = co_await m.scoped_lock();
+            co_await cv.async_wait(lock);
+            lock.release(); // not reached
+        });
+        REQUIRE(eventually([&] { return cv.waiting() == 1; }));
+        REQUIRE(m.try_lock()); // the waiter unlocked it
+    }
+    CHECK(cv.waiting() == 0);
+    m.unlock();
+    CHECK_FALSE(m.locked());
+}

@@ -279,3 +279,17 @@ TEST_CASE("cancellation racing grants never leaks or doubles a permit") {
     CHECK(sem.try_acquire(k_size));
     CHECK_FALSE(sem.try_acquire(1));
 }
+
+TEST_CASE("a task destroyed while it waits (its scheduler shut down) leaves the queue") {
+    weft::semaphore sem(1);
+    REQUIRE(sem.try_acquire());
+    {
+        weft::scheduler s(1);
+        s.spawn([&]() -> weft::task<void> { co_await sem.async_acquire(); });
+        REQUIRE(eventually([&] { return sem.waiting() == 1; }));
+    } // the scheduler destroys the waiting task's frame
+    CHECK(sem.waiting() == 0);
+    sem.release();
+    CHECK(sem.held() == 0);
+    CHECK(sem.try_acquire());
+}

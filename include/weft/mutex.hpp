@@ -18,7 +18,9 @@
 // The condition variable works only with weft::mutex. Its waits unlock the mutex, sleep until a
 // notify (or the context is done), and lock it again (waiting in the mutex's FIFO) before they
 // return, also when cancelled. There are no spurious wake-ups, but another task may take the
-// condition away between the notify and the re-lock: wait with a predicate.
+// condition away between the notify and the re-lock: wait with a predicate. A task destroyed
+// while it waits (its scheduler shut down) leaves both queues, and its guard is disowned
+// (released without unlocking): it no longer holds the mutex.
 #pragma once
 
 #include "blocking_report.hpp"
@@ -314,6 +316,16 @@ inline task<status> condition_variable::wait_once_impl(std::stop_token stop,
 
 inline task<detail::park_step> condition_variable::wait_once(std::unique_lock<mutex>& lock,
                                                              const detail::wait_limit* limit) {
+    // If this frame dies before it locks again (its scheduler shut down), the caller's guard
+    // must not unlock a mutex it no longer owns: it is disowned.
+    struct disown_unless_relocked {
+        std::unique_lock<mutex>& lock;
+        bool relocked = false;
+        ~disown_unless_relocked() {
+            if (!relocked)
+                (void)lock.release();
+        }
+    } guard{lock};
     detail::park_step step;
     {
         detail::task_park<condition_variable> park(*this, &step_wait, lock.mutex(),
@@ -322,6 +334,7 @@ inline task<detail::park_step> condition_variable::wait_once(std::unique_lock<mu
     }
     // Locked again whatever woke us: the caller's guard still says it owns the lock.
     co_await lock.mutex()->async_lock();
+    guard.relocked = true;
     co_return step;
 }
 
