@@ -33,6 +33,7 @@
 #include "sync.hpp"
 #include "task.hpp"
 
+#include <coroutine>
 #include <cstddef>
 #include <mutex>
 #include <stop_token>

@@ -24,10 +24,14 @@
 #include "detail/waiter.hpp"
 #include "sync.hpp"
 
+#include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <stop_token>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace weft {
 
