@@ -81,8 +81,9 @@ struct deadlock_report {
     std::size_t selecting = 0;   // tasks in async_select
     std::size_t wait_groups = 0; // tasks in wait_group::async_wait
     std::size_t mailboxes = 0;   // tasks in an actor's async_tell/async_ask, the mailbox full
+    std::size_t sync = 0;        // tasks waiting on a semaphore, mutex or condition_variable
     std::size_t tasks() const noexcept {
-        return receiving + sending + selecting + wait_groups + mailboxes;
+        return receiving + sending + selecting + wait_groups + mailboxes + sync;
     }
 
     // "weft: all tasks are asleep - deadlock! 2 tasks blocked: 1 receiving from a channel, ..."
@@ -101,6 +102,7 @@ struct deadlock_report {
         part(selecting, "in select");
         part(wait_groups, "waiting on a wait_group");
         part(mailboxes, "waiting for room in an actor's mailbox");
+        part(sync, "waiting on a semaphore, mutex or condition_variable");
         return text;
     }
 };
@@ -467,7 +469,8 @@ inline void scheduler::report_deadlocks(std::function<void(const deadlock_report
                                     .sending = n(blocked_on::channel_send),
                                     .selecting = n(blocked_on::select),
                                     .wait_groups = n(blocked_on::wait_group),
-                                    .mailboxes = n(blocked_on::mailbox)});
+                                    .mailboxes = n(blocked_on::mailbox),
+                                    .sync = n(blocked_on::sync)});
         },
         grace);
 }

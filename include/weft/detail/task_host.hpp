@@ -31,6 +31,7 @@ enum class blocked_on : std::uint8_t {
     select,
     wait_group,
     mailbox, // an actor sender waiting for room in a full mailbox
+    sync,    // a semaphore, a mutex or a condition_variable
     timer,   // sleep_for: not counted (a pending timer rules a deadlock out anyway)
 };
 
