@@ -18,6 +18,13 @@
 // A send takes a slot (and waits, suspended, while all 100 are taken); the call gives its slot
 // back with a receive when it is done. At most 100 calls wait at once, so 1000 calls take
 // 1000 / 100 × 200 ms = 2 s.
+//
+// The realistic version adds what a third-party API imposes: a rate limit (at most 200 calls a
+// second, a token bucket: weft::rate_limiter, Go's x/time/rate) and a timeout per call (300 ms,
+// weft::with_timeout, Go's context.WithTimeout), with calls of uneven speed, some slower than
+// the timeout. An errgroup (Go's errgroup.WithContext) bounds the calls in flight to 100 with
+// set_limit and joins them all. A call that honours its context stops waiting when the timeout
+// fires; the rate makes the wall time about 1000 / 200 per second = 5 s.
 #include <weft/weft.hpp>
 
 #include <fmt/core.h>
@@ -25,6 +32,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <system_error>
 #include <thread>
@@ -97,6 +105,55 @@ weft::task<void> slow_calls_limited(call_stats& stats) {
     co_await calls.wait();
 }
 
+// --- the realistic version: at most 100 in flight, 200 per second, 300 ms timeout each ------
+
+constexpr std::size_t k_realistic_limit = 100;
+constexpr double k_rate_per_second = 200;
+constexpr std::int64_t k_burst = 10; // absorbs a late timer without losing the rate
+constexpr auto k_timeout = 300ms;
+
+// Call i's latency: 50..249 ms, except every tenth call, which takes 450 ms (slower than the
+// timeout). Fixed, so the example's outcome is too: 100 time out.
+std::chrono::milliseconds latency_of(int i) {
+    if (i % 10 == 9)
+        return 450ms;
+    return std::chrono::milliseconds(50 + (i * 37) % 200);
+}
+
+struct realistic_stats : call_stats {
+    std::atomic<int> succeeded{0};
+    std::atomic<int> timed_out{0};
+};
+
+// A remote call that honours its context: it waits for the answer or for the context, whichever
+// comes first (weft::sleep_for(ctx, d) stands in for a request on a network client that takes a
+// context).
+weft::task<void> remote_call(weft::context parent, int i, realistic_stats& stats) {
+    auto [ctx, cancel] = weft::with_timeout(parent, k_timeout);
+    stats.begin();
+    const weft::status answered = co_await weft::sleep_for(ctx, latency_of(i));
+    stats.end();
+    if (answered == weft::status::ok)
+        stats.succeeded.fetch_add(1, std::memory_order_relaxed); // relaxed: read after the join
+    else if (ctx.err() == weft::context_errc::deadline_exceeded)
+        stats.timed_out.fetch_add(1, std::memory_order_relaxed); // relaxed: as above
+    cancel(); // releases the timeout's timer now rather than at its deadline
+}
+
+weft::task<void> slow_calls_realistic(realistic_stats& stats) {
+    weft::rate_limiter rate(k_rate_per_second, k_burst);
+    weft::errgroup calls;
+    calls.set_limit(k_realistic_limit);
+    for (int i = 0; i < k_calls; ++i) {
+        // Both waits suspend this task, not a worker.
+        if (co_await rate.async_wait(calls.context()) != weft::status::ok)
+            break; // the group was cancelled: stop starting calls
+        co_await calls.async_go(
+            [i, &stats](weft::context ctx) { return remote_call(std::move(ctx), i, stats); });
+    }
+    co_await calls.wait();
+}
+
 int main() {
     bool ok = true;
     fmt::print("{} calls of {} ms each\n", k_calls, k_call_time.count());
@@ -152,6 +209,38 @@ int main() {
         } else {
             fmt::print("  FAILED: expected {} calls in {:.1f}..6 s with at most {} in flight\n",
                        k_calls, expected * 0.95, k_limit);
+            ok = false;
+        }
+    }
+
+    // --- 4. realistic: rate, timeout, limit -------------------------------------------------
+    {
+        weft::scheduler sched;
+        realistic_stats stats;
+        const auto start = clock_type::now();
+        weft::sync_wait(sched, slow_calls_realistic(stats));
+        const double took = seconds_since(start);
+        int slow = 0;
+        for (int i = 0; i < k_calls; ++i)
+            slow += latency_of(i) > k_timeout ? 1 : 0;
+        const double by_rate = (k_calls - k_burst) / k_rate_per_second;
+        fmt::print("  realistic ({} in flight at most, {:.0f}/s, {} ms timeout): {} answered, {} "
+                   "timed out, in {:.2f} s, at most {} in flight\n",
+                   k_realistic_limit, k_rate_per_second, k_timeout.count(), stats.succeeded.load(),
+                   stats.timed_out.load(), took, stats.max_in_flight.load());
+        const bool counted = stats.succeeded.load() + stats.timed_out.load() == k_calls &&
+                             stats.timed_out.load() == slow;
+        const bool follows_rate = took >= by_rate * 0.95 && took <= by_rate + 3.0;
+        const bool limited = stats.max_in_flight.load() <= static_cast<int>(k_realistic_limit);
+        if (counted && follows_rate && limited) {
+            fmt::print("the wall time follows the rate: ({} - burst {}) / {:.0f} per s = {:.2f} "
+                       "s; the {} calls slower than {} ms timed out, none hung\n",
+                       k_calls, k_burst, k_rate_per_second, by_rate, slow, k_timeout.count());
+        } else {
+            fmt::print("  FAILED: expected {} answered + {} timed out = {}, in {:.2f}..{:.2f} s, "
+                       "at most {} in flight\n",
+                       k_calls - slow, slow, k_calls, by_rate * 0.95, by_rate + 3.0,
+                       k_realistic_limit);
             ok = false;
         }
     }
