@@ -106,7 +106,7 @@ TEST_CASE("a task's async_wait(ctx) returns ok once the value is set, and on a c
     auto [dead, cancel_dead] = weft::with_cancel(weft::background());
     cancel_dead();
     std::thread producer([&] { p.set_value(9); });
-    auto consumer = [&]() -> weft::task<int> {
+    auto consumer = [&, live = live, dead = dead]() -> weft::task<int> {
         if (co_await f.async_wait(dead) != weft::status::cancelled && !f.ready())
             co_return -1; // ok must mean ready
         if (co_await f.async_wait(live) != weft::status::ok)
@@ -235,7 +235,7 @@ TEST_CASE("a cancelled wait on spawn_blocking returns while the call runs on, an
         return std::string("done");
     });
     auto [ctx2, cancel2] = weft::with_cancel(weft::background());
-    auto consumer = [&]() -> weft::task<std::string> {
+    auto consumer = [&, ctx2 = ctx2, cancel2 = cancel2]() -> weft::task<std::string> {
         std::thread([cancel2 = cancel2] { cancel2(); }).detach();
         if (co_await g.async_wait(ctx2) != weft::status::cancelled)
             co_return "not cancelled";

@@ -70,6 +70,12 @@ struct future_access {
     static future<R> adopt(std::shared_ptr<future_state<R>> state) noexcept {
         return future<R>(std::move(state));
     }
+    // f.async_wait(ctx) given the context's stop token, for callers that keep only the token
+    // (a task that must not hold a reference to its caller's context).
+    template <class R>
+    static future_wait_awaiter<R> wait_for(future<R>& f, std::stop_token stop) {
+        return future_wait_awaiter<R>(f.live_state(), std::move(stop));
+    }
 };
 
 } // namespace detail
@@ -118,9 +124,7 @@ public:
     // does not resume it) and may wait again. Returns an awaitable to co_await at once (it
     // refers to the future).
     detail::future_wait_awaiter<R> async_wait(const context& ctx) {
-        if (!state_)
-            throw future_error(k_gone);
-        return detail::future_wait_awaiter<R>(*state_, detail::stop_token_of(ctx));
+        return detail::future_wait_awaiter<R>(live_state(), detail::stop_token_of(ctx));
     }
 
 private:
@@ -132,6 +136,11 @@ private:
     static constexpr const char* k_gone = "weft: a future read twice (or moved from)";
 
     const detail::future_state<R>& live() const {
+        if (!state_)
+            throw future_error(k_gone);
+        return *state_;
+    }
+    detail::future_state<R>& live_state() {
         if (!state_)
             throw future_error(k_gone);
         return *state_;
