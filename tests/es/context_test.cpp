@@ -83,20 +83,24 @@ TEST_CASE("subscription async_next(ctx) in a task returns cancelled, then the ne
     es::memory_store store;
     es::subscription sub = store.subscribe_all(1);
     auto [ctx, cancel] = weft::with_cancel(weft::background());
+    std::latch cancelled_seen(1);
+    std::thread appender([&] {
+        cancelled_seen.wait(); // appends only once the reader has seen its cancellation
+        (void)store.append("s", es::expected_version::any(), one_event());
+    });
     auto reader = [&, ctx = ctx, cancel = cancel]() -> weft::task<int> {
         std::thread([cancel] { cancel(); }).detach();
         auto r = co_await sub.async_next(ctx);
+        cancelled_seen.count_down();
         if (r.status() != weft::status::cancelled)
             co_return -1;
-        std::thread([&store] {
-            (void)store.append("s", es::expected_version::any(), one_event());
-        }).detach();
         auto next = co_await sub.async_next(weft::background());
         if (!next || next->size() != 1)
             co_return -2;
         co_return static_cast<int>((*next)[0].position);
     };
     CHECK(weft::sync_wait(s, reader()) == 1);
+    appender.join();
 }
 
 namespace {
@@ -131,9 +135,11 @@ void race_reads_with_cancel(unsigned seed) {
             current_cancel();
         }
     });
+    std::atomic<int> failed_appends{0}; // counted here, checked on the test's thread
     std::thread appender([&] {
         for (int i = 0; i < k_events; ++i)
-            REQUIRE(store.append("s", es::expected_version::any(), one_event()));
+            if (!store.append("s", es::expected_version::any(), one_event()))
+                ++failed_appends;
     });
     auto take = [&](weft::recv_result<std::vector<es::recorded_event>>& r) {
         if (r.status() == weft::status::cancelled) {
@@ -160,6 +166,7 @@ void race_reads_with_cancel(unsigned seed) {
     reading = false;
     canceller.join();
     appender.join();
+    REQUIRE(failed_appends == 0);
     REQUIRE(seen.size() == static_cast<std::size_t>(k_events));
     for (std::size_t i = 0; i < seen.size(); ++i)
         CHECK(seen[i] == i + 1); // each once, in order
