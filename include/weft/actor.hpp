@@ -25,17 +25,27 @@
 // messages are refused with actor_stopped, and an ask that will never be handled fails with
 // actor_stopped: nothing hangs.
 //
+// Each wait can be given a weft::context: tell(ctx, m) / async_tell(ctx, m) return
+// status::cancelled if the context is done before there is room, and then nothing was
+// enqueued; ask(ctx, m) / async_ask(ctx, m) return an ask_result, cancelled if the context is
+// done before the reply. As with Akka's ask timeout, a cancelled ask only stops the waiting:
+// if the message was already in the mailbox (ask_result::sent()), the actor still handles it
+// and its reply is dropped.
+//
 // One actor's machinery (its mailbox, the drain job, the envelopes) is in detail/actor_cell.hpp.
 #pragma once
 
 #include "channel.hpp"
 #include "detail/actor_cell.hpp"
+#include "detail/context_fwd.hpp"
+#include "detail/wait_limit.hpp"
 #include "future.hpp"
 #include "scheduler.hpp"
 #include "task.hpp"
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -82,6 +92,47 @@ struct actor_options {
 template <class Key, class A, class Hash>
 class registry;
 
+// What ask(ctx, m) and async_ask(ctx, m) give: the reply (status ok), or status::cancelled
+// when the context was done first. Reads like std::optional<R>; for R = void only the status.
+template <class R>
+class ask_result {
+public:
+    using value_type = R;
+
+    weft::status status() const noexcept { return status_; }
+    explicit operator bool() const noexcept { return status_ == weft::status::ok; }
+    // Whether the message got into the mailbox. After a cancelled ask that is sent, the actor
+    // still handles it (its reply goes nowhere); unsent, it never will.
+    bool sent() const noexcept { return sent_; }
+
+    template <class U = R>
+    requires(!std::is_void_v<U>) U& operator*() & { return *value_; }
+    template <class U = R>
+    requires(!std::is_void_v<U>) U && operator*() && { return std::move(*value_); }
+    template <class U = R>
+    requires(!std::is_void_v<U>) U* operator->() { return &*value_; }
+
+private:
+    template <class B>
+    friend class actor_ref;
+    template <class Key, class B, class Hash>
+    friend class registry;
+
+    using stored = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
+    static ask_result cancelled(bool sent) { return ask_result(weft::status::cancelled, sent); }
+    template <class... V>
+    static ask_result replied(V&&... v) {
+        ask_result r(weft::status::ok, true);
+        r.value_.emplace(std::forward<V>(v)...);
+        return r;
+    }
+    ask_result(weft::status s, bool sent) noexcept : status_(s), sent_(sent) {}
+
+    std::optional<stored> value_;
+    weft::status status_;
+    bool sent_;
+};
+
 // A copyable handle to an actor. Messages go through it; the actor lives while a handle or
 // queued work refers to it.
 template <class A>
@@ -113,6 +164,25 @@ public:
     requires detail::handles<A, std::decay_t<M>> task<void> async_tell(M&& message)
     const { return async_send(live_cell(), make_tell(std::forward<M>(message))); }
 
+    // tell that stops waiting for room when `ctx` is done: ok, or cancelled with nothing
+    // enqueued. Throws as tell() does (actor_stopped, mailbox_full). A mailbox with room takes
+    // the message even if `ctx` is done already.
+    template <class M>
+    requires detail::handles<A, std::decay_t<M>> status tell(const context& ctx, M&& message)
+    const {
+        envelope_ptr e = make_tell(std::forward<M>(message));
+        return send(cell(), e, ctx);
+    }
+
+    // In a task: tell(ctx, m), suspending while the mailbox is full: ok or cancelled.
+    template <class M>
+    requires detail::handles<A, std::decay_t<M>> task<status> async_tell(const context& ctx,
+                                                                         M&& message)
+    const {
+        return async_send(live_cell(), make_tell(std::forward<M>(message)),
+                          detail::wait_limit{{}, detail::cancellation_of(ctx)});
+    }
+
     // Request-reply: a future of what the handler returns (`co_await` it in a task, get() on
     // a thread). The handler's exception, or actor_stopped, arrives through the future. The
     // mailbox policy applies to the request as to tell().
@@ -132,6 +202,28 @@ public:
         auto request = make_ask(std::forward<M>(message));
         return send_then_await<reply_type>(live_cell(), std::move(request.first),
                                            std::move(request.second));
+    }
+
+    // ask that waits (for room, then for the reply) only until `ctx` is done: the reply, or
+    // cancelled (see ask_result::sent: the message may still be handled). The handler's
+    // exception, or actor_stopped, is rethrown here.
+    template <class M>
+    requires detail::handles<A, std::decay_t<M>>
+    auto ask(const context& ctx, M&& message) const {
+        using reply_type = typename ask_type<M>::reply_type;
+        std::optional<future<reply_type>> reply = send_ask(ctx, std::forward<M>(message));
+        if (!reply)
+            return ask_result<reply_type>::cancelled(false);
+        return await_reply(ctx, std::move(*reply));
+    }
+
+    // In a task: ask(ctx, m), suspending while it waits.
+    template <class M>
+    requires detail::handles<A, std::decay_t<M>>
+    auto async_ask(const context& ctx, M&& message) const {
+        auto request = make_ask(std::forward<M>(message));
+        return send_then_await(live_cell(), std::move(request.first), std::move(request.second),
+                               detail::wait_limit{{}, detail::cancellation_of(ctx)});
     }
 
     // Stops the actor: it finishes (or drops) what is already in its mailbox; later messages
@@ -182,6 +274,74 @@ private:
     static void send(cell_type& c, envelope_ptr& e) {
         while (!accepted(c, c.try_send(e)))
             c.wait_for_room();
+    }
+
+    // A thread's send that `ctx` may end: ok, or cancelled (`e` is still ours).
+    static status send(cell_type& c, envelope_ptr& e, const context& ctx) {
+        const detail::wait_limit limit{{}, detail::cancellation_of(ctx)};
+        while (!accepted(c, c.try_send(e)))
+            if (c.wait_for_room(limit) == detail::park_step::cancelled)
+                return status::cancelled;
+        return status::ok;
+    }
+
+    // The sending half of ask(ctx, m): the reply's future, or nullopt if `ctx` was done
+    // before there was room (nothing enqueued). The registry waits for the reply outside its
+    // lock.
+    template <class M>
+    std::optional<future<typename ask_type<M>::reply_type>> send_ask(const context& ctx,
+                                                                     M&& message) const {
+        auto request = make_ask(std::forward<M>(message));
+        if (send(cell(), request.first, ctx) == status::cancelled)
+            return std::nullopt; // the envelope dies here, failing a future nobody reads
+        return std::move(request.second);
+    }
+
+    // The waiting half of ask(ctx, m) on a thread.
+    template <class R>
+    static ask_result<R> await_reply(const context& ctx, future<R> reply) {
+        if (reply.wait(ctx) == status::cancelled)
+            return ask_result<R>::cancelled(true);
+        if constexpr (std::is_void_v<R>) {
+            reply.get();
+            return ask_result<R>::replied();
+        } else {
+            return ask_result<R>::replied(reply.get());
+        }
+    }
+
+    // A task's send that a limit may end: ok or cancelled (nothing enqueued). Holds the actor
+    // while it waits.
+    static task<status> async_send(std::shared_ptr<cell_type> c, envelope_ptr e,
+                                   detail::wait_limit limit) {
+        while (!accepted(*c, c->try_send(e))) {
+            // A statement of its own: GCC 12 mishandles a non-movable awaitable temporary
+            // (task_park) co_awaited inside a condition.
+            const detail::park_step step = co_await c->room(&limit);
+            if (step == detail::park_step::cancelled)
+                co_return status::cancelled;
+        }
+        co_return status::ok;
+    }
+
+    // A task's ask(ctx, m): send, then wait for the reply, both limited by the context's stop
+    // token (held by value: the caller's context may be gone by the time the task runs).
+    template <class R>
+    static task<ask_result<R>> send_then_await(std::shared_ptr<cell_type> c, envelope_ptr e,
+                                               future<R> reply, detail::wait_limit limit) {
+        detail::cancel_ref stop = limit.stop;
+        const status sent = co_await async_send(std::move(c), std::move(e), std::move(limit));
+        if (sent == status::cancelled)
+            co_return ask_result<R>::cancelled(false);
+        const status replied = co_await detail::future_access::wait_for(reply, std::move(stop));
+        if (replied == status::cancelled)
+            co_return ask_result<R>::cancelled(true);
+        if constexpr (std::is_void_v<R>) {
+            co_await std::move(reply);
+            co_return ask_result<R>::replied();
+        } else {
+            co_return ask_result<R>::replied(co_await std::move(reply));
+        }
     }
 
     // A task's send: as send(), suspending the task while the mailbox is full. Holds the

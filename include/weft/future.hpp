@@ -12,9 +12,17 @@
 // spawn_blocking and actor_ref::ask return futures; make_ready_future wraps a value already
 // known. A promise destroyed before it set anything sets broken_promise, so no consumer waits
 // for ever.
+//
+// A wait can be given a weft::context: `f.wait(ctx)` on a thread, `co_await f.async_wait(ctx)`
+// in a task. Either returns status::ok once the result is set (then read it: get() or
+// co_await std::move(f), which no longer wait) or status::cancelled if the context is done
+// first. A cancelled wait leaves the future as it was: the producer runs on, and the future
+// can be waited for or read again later.
 #pragma once
 
 #include "blocking_report.hpp"
+#include "channel.hpp" // weft::status
+#include "detail/context_fwd.hpp"
 #include "scheduler.hpp"
 
 #include <atomic>
@@ -51,6 +59,8 @@ namespace detail {
 
 template <class R>
 class future_state;
+template <class R>
+class future_wait_awaiter;
 
 // Lets spawn_blocking hand over a state it made itself (one allocation for the call and its
 // result) without making the constructor public.
@@ -58,6 +68,12 @@ struct future_access {
     template <class R>
     static future<R> adopt(std::shared_ptr<future_state<R>> state) noexcept {
         return future<R>(std::move(state));
+    }
+    // f.async_wait(ctx) given the context's stop token, for callers that keep only the token
+    // (a task that must not hold a reference to its caller's context).
+    template <class R>
+    static future_wait_awaiter<R> wait_for(future<R>& f, cancel_ref stop) {
+        return future_wait_awaiter<R>(f.live_state(), std::move(stop));
     }
 };
 
@@ -92,6 +108,24 @@ public:
         return take();
     }
 
+    // Blocks the calling thread until the result is set (ok) or `ctx` is done first
+    // (cancelled). Reads nothing: after ok, get() returns at once; after cancelled the future is
+    // unchanged and may be waited for again. Throws future_error once the future has been read.
+    status wait(const context& ctx, weft::source_location loc = weft::source_location::current()) {
+        if (live().ready())
+            return status::ok;
+        detail::note_blocking({"weft::future::wait(ctx)", "co_await f.async_wait(ctx)", loc});
+        return state_->wait(detail::cancellation_of(ctx)) ? status::ok : status::cancelled;
+    }
+
+    // In a task: `co_await f.async_wait(ctx)` is wait(ctx) that suspends the task. ok or
+    // cancelled; after cancelled the task is no longer the future's consumer (a later result
+    // does not resume it) and may wait again. Returns an awaitable to co_await at once (it
+    // refers to the future).
+    detail::future_wait_awaiter<R> async_wait(const context& ctx) {
+        return detail::future_wait_awaiter<R>(live_state(), detail::cancellation_of(ctx));
+    }
+
 private:
     friend class promise<R>;
     friend struct detail::future_access;
@@ -101,6 +135,11 @@ private:
     static constexpr const char* k_gone = "weft: a future read twice (or moved from)";
 
     const detail::future_state<R>& live() const {
+        if (!state_)
+            throw future_error(k_gone);
+        return *state_;
+    }
+    detail::future_state<R>& live_state() {
         if (!state_)
             throw future_error(k_gone);
         return *state_;
@@ -239,6 +278,36 @@ public:
         return phase_.compare_exchange_strong(expected, k_awaiting, std::memory_order_acq_rel,
                                               std::memory_order_acquire);
     }
+    // Blocks the calling thread until the result is set (true) or `stop` is requested first
+    // (false; see end_wait).
+    bool wait(const cancel_ref& stop) noexcept {
+        if (!stop.stop_possible()) {
+            wait();
+            return true;
+        }
+        std::optional<cancel_callback<stopper>> on_stop;
+        on_stop.emplace(*stop.get(), stopper{this});    // runs at once if already requested
+        int p = phase_.load(std::memory_order_acquire); // acquire: pairs with finish()
+        while (p == k_pending) {
+            phase_.wait(p, std::memory_order_acquire);
+            p = phase_.load(std::memory_order_acquire); // acquire: as above
+        }
+        on_stop.reset(); // from here on nothing stops us (waits for a running callback)
+        return end_wait();
+    }
+    // Ends a wait that could be stopped, once its stop callback is gone: true if the result is
+    // set by now (get() will not wait), else false, and a phase the stop left `stopped` goes
+    // back to pending, so a later result wakes nobody but a later wait.
+    bool end_wait() noexcept {
+        int p = k_stopped;
+        // acq_rel: on success the consumer takes the phase back from the stop callback (whose
+        // CAS released it); on failure (acquire) it sees the result if finish() came first.
+        if (phase_.compare_exchange_strong(p, k_pending, std::memory_order_acq_rel,
+                                           std::memory_order_acquire))
+            return false;
+        return p == k_done;
+    }
+
     // Blocks the calling thread until the result is set.
     void wait() const noexcept {
         // acquire: pairs with the release in finish().
@@ -270,6 +339,33 @@ private:
     static constexpr int k_awaiting = 1;  // ... and a task is suspended on it
     static constexpr int k_done = 2;      // the result is set
     static constexpr int k_abandoned = 3; // the consumer is gone
+    static constexpr int k_stopped = 4;   // the consumer's context was done mid-wait: it wakes,
+                                          // and moves the phase back to pending (end_wait)
+
+    template <class>
+    friend class future_wait_awaiter;
+
+    // A consumer's stop callback, the third party next to producer and consumer. It claims a
+    // wait still going on (pending or awaiting -> stopped) and wakes the consumer; after the
+    // result (done) or the consumer's exit (abandoned) it does nothing. The consumer destroys
+    // the callback before end_wait, so it never runs after the wait.
+    struct stopper {
+        future_state* self;
+        void operator()() const noexcept {
+            // acquire: a task's awaiting_/owner_, published by suspend()'s CAS.
+            int p = self->phase_.load(std::memory_order_acquire);
+            do {
+                if (p != k_pending && p != k_awaiting)
+                    return; // the result came first
+                // acq_rel: the acquire as above; the release hands the phase to end_wait.
+            } while (!self->phase_.compare_exchange_weak(p, k_stopped, std::memory_order_acq_rel,
+                                                         std::memory_order_acquire));
+            if (p == k_awaiting)
+                self->owner_->schedule(self->awaiting_); // last touch: the task may run now
+            else
+                self->phase_.notify_all(); // a thread in wait(stop), or a task not yet suspended
+        }
+    };
 
     void finish() noexcept {
         // acq_rel: the release publishes the result to the consumer's acquire; the acquire
@@ -279,6 +375,7 @@ private:
             owner_->schedule(awaiting_);
         else if (before == k_pending)
             phase_.notify_all(); // a thread may be in wait()
+        // stopped: the consumer is already woken; abandoned: nobody waits.
     }
 
     std::atomic<int> phase_{k_pending};
@@ -286,6 +383,35 @@ private:
     std::exception_ptr error_;
     std::coroutine_handle<> awaiting_;
     scheduler* owner_ = nullptr;
+};
+
+// `co_await f.async_wait(ctx)`: suspends until the result is set (true) or the stop token is
+// requested (false). The stop callback is registered before the task is published as the
+// consumer (suspend's CAS), so a stop between the two is not lost: it finds the phase pending,
+// claims it (stopped), and suspend's CAS fails, resuming the task at once.
+template <class R>
+class future_wait_awaiter {
+public:
+    future_wait_awaiter(future_state<R>& state, cancel_ref stop) noexcept
+        : state_(state), stop_(std::move(stop)) {}
+    future_wait_awaiter(const future_wait_awaiter&) = delete;
+    future_wait_awaiter& operator=(const future_wait_awaiter&) = delete;
+
+    bool await_ready() const noexcept { return state_.ready() || stop_.stop_requested(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+        if (stop_.stop_possible())
+            on_stop_.emplace(*stop_.get(), typename future_state<R>::stopper{&state_});
+        return state_.suspend(h); // touches nothing of ours after its CAS
+    }
+    status await_resume() noexcept {
+        on_stop_.reset(); // waits for a callback running right now
+        return state_.end_wait() ? status::ok : status::cancelled;
+    }
+
+private:
+    future_state<R>& state_;
+    cancel_ref stop_;
+    std::optional<cancel_callback<typename future_state<R>::stopper>> on_stop_;
 };
 
 } // namespace detail

@@ -113,6 +113,28 @@ public:
         return std::move(*r);
     }
 
+    // tell(ctx, m) / ask(ctx, m) through the registry (actor.hpp): cancelled when `ctx` is
+    // done first. The wait for room holds the key's shard lock, as tell() does; the wait for
+    // the reply does not.
+    template <class M>
+    status tell(const context& ctx, const Key& key, M&& message) {
+        status s = status::ok;
+        with_actor(key, [&](const actor_ref<A>& a) { s = a.tell(ctx, std::forward<M>(message)); });
+        return s;
+    }
+    template <class M>
+    auto ask(const context& ctx, const Key& key, M&& message) {
+        using reply_type = typename actor_ref<A>::template ask_type<M>::reply_type;
+        std::optional<future<reply_type>> reply;
+        with_actor(key, [&](const actor_ref<A>& a) {
+            if (auto sent = a.send_ask(ctx, std::forward<M>(message)))
+                reply.emplace(std::move(*sent));
+        });
+        if (!reply)
+            return ask_result<reply_type>::cancelled(false);
+        return actor_ref<A>::await_reply(ctx, std::move(*reply));
+    }
+
     // Running actors (passivated ones not counted).
     std::size_t size() const { return total(&shard::live); }
     // Actors passivated with their state kept here, waiting to be revived.

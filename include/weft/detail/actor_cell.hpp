@@ -28,6 +28,7 @@
 #include "mpsc_queue.hpp"
 #include "spin_mutex.hpp"
 #include "task_park.hpp"
+#include "wait_limit.hpp"
 #include "waiter.hpp"
 
 #include <atomic>
@@ -230,10 +231,27 @@ public:
             ctx.wait(); // the claimant (release_slot or stop) unlinked us
         }
     }
+    // The same, ended early by `limit`: done (try_send again) or cancelled / timed_out (the
+    // waiter is unlinked; a slot freed meanwhile went to another waiter, see claim_first).
+    park_step wait_for_room(const wait_limit& limit) {
+        wait_context ctx(thread_parker::current());
+        waiter w;
+        w.ctx = &ctx;
+        if (step_room(*this, w, nullptr) != park_step::parked)
+            return park_step::done;
+        note_blocking(
+            {"weft::actor_ref::tell(ctx, m) (full mailbox)", "co_await ref.async_tell(ctx, m)"});
+        const park_step step = sleep_limited(ctx, limit);
+        if (step == park_step::parked)
+            return park_step::done; // the claimant (release_slot or stop) unlinked us
+        cancel(w);                  // a limit claimed us but cannot unlink us
+        return step;
+    }
 
-    // The same for a task: `co_await cell.room()` suspends it while the mailbox is full.
-    task_park<actor_cell> room() noexcept {
-        return task_park<actor_cell>(*this, &step_room, nullptr, blocked_on::mailbox);
+    // The same for a task: `co_await cell.room()` suspends it while the mailbox is full. With
+    // a limit (it must outlive the await), the result may also be cancelled / timed_out.
+    task_park<actor_cell> room(const wait_limit* limit = nullptr) noexcept {
+        return task_park<actor_cell>(*this, &step_room, nullptr, blocked_on::mailbox, limit);
     }
 
     // --- stopping ---------------------------------------------------------------------------

@@ -132,6 +132,35 @@ private:
     std::atomic<bool> fired_hint_{false};
 };
 
+// std::stop_callback's shape on a cancel_source: runs `f` (noexcept) once when the source fires,
+// or at once on this thread if it has fired already; the destructor unlinks it or waits for a
+// run in progress. An empty cancel_ref arms nothing.
+template <class F>
+class cancel_callback {
+public:
+    cancel_callback(cancel_source& source, F f) : watch_(std::move(f)), source_(&source) {
+        if (!source_->add(watch_)) {
+            source_ = nullptr;
+            watch_.f();
+        }
+    }
+    cancel_callback(const cancel_callback&) = delete;
+    cancel_callback& operator=(const cancel_callback&) = delete;
+    ~cancel_callback() {
+        if (source_)
+            source_->remove(watch_);
+    }
+
+private:
+    struct watch : cancel_watch {
+        explicit watch(F fn) : cancel_watch(&run), f(std::move(fn)) {}
+        static void run(cancel_watch& w) noexcept { static_cast<watch&>(w).f(); }
+        F f;
+    };
+    watch watch_;
+    cancel_source* source_; // null once nothing is linked
+};
+
 // What a wait holds on to: the context's cancel_source, shared with the context so that it
 // outlives a wait whose context handle went away. Null for background(), which never fires.
 class cancel_ref {

@@ -45,6 +45,15 @@ public:
             log_->signal().publish(result.last_position);
         return result;
     }
+    // append that a context may cancel: a memory append does not wait for anything but a
+    // short lock, so it is cancelled (nothing stored) only if `ctx` is done when it is called;
+    // otherwise it runs to the end. Never in_doubt.
+    append_result append(const context& ctx, const std::string& stream, expected_version expected,
+                         std::vector<event_data> events) {
+        if (ctx.cancelled())
+            return append_result{.status = append_status::cancelled};
+        return append(stream, expected, std::move(events));
+    }
     // Memory appends do not wait, so the future is ready at once (an invalid batch is an
     // exception in the future).
     future<append_result> async_append(const std::string& stream, expected_version expected,

@@ -43,6 +43,7 @@
 // a partitioned projection keeps its batch's one transaction, back-offs included.
 #pragma once
 
+#include "../context.hpp"
 #include "../scheduler.hpp"
 #include "../task.hpp"
 #include "../task_group.hpp"
@@ -65,6 +66,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -355,6 +357,37 @@ public:
             if (now >= deadline)
                 co_return false;
             co_await p->progress.async_wait(want, epoch, deadline - now);
+        }
+    }
+
+    // wait_for that waits only until `ctx` is done: ok (reached), closed (stopped or failed:
+    // it will not be) or cancelled.
+    weft::status wait_for(const context& ctx, const std::string& name, log_position position) {
+        std::shared_ptr<projection> p = find(name);
+        const std::stop_token stop = ctx.stop_token();
+        for (;;) {
+            const std::uint64_t epoch = p->progress.wake_epoch(); // before the checks
+            log_position want = 0;
+            if (std::optional<bool> done = reached(*p, position, want))
+                return *done ? weft::status::ok : weft::status::closed;
+            if (stop.stop_requested())
+                return weft::status::cancelled;
+            p->progress.wait_until(want, epoch, std::chrono::steady_clock::time_point::max(), stop);
+        }
+    }
+    // The same in a task.
+    task<weft::status> async_wait_for(context ctx, std::string name, log_position position) {
+        std::shared_ptr<projection> p = find(name);
+        for (;;) {
+            const std::uint64_t epoch = p->progress.wake_epoch();
+            log_position want = 0;
+            if (std::optional<bool> done = reached(*p, position, want))
+                co_return *done ? weft::status::ok : weft::status::closed;
+            // A hint, but not a lost cancel: see subscription::async_next.
+            if (ctx.cancelled())
+                co_return weft::status::cancelled;
+            co_await p->progress.async_wait(
+                want, epoch, std::chrono::steady_clock::duration::zero(), ctx.done());
         }
     }
 

@@ -96,6 +96,18 @@ public:
                          std::vector<event_data> events) {
         return async_append(stream, expected, std::move(events)).get();
     }
+    // append that waits only until `ctx` is done: cancelled (nothing stored) if it was done
+    // before the batch was queued; in_doubt if it was done while the writer had the batch (it
+    // may still commit; give events ids to retry, see append_status). Throws as append().
+    append_result append(const context& ctx, const std::string& stream, expected_version expected,
+                         std::vector<event_data> events) {
+        if (ctx.cancelled())
+            return append_result{.status = append_status::cancelled};
+        future<append_result> result = async_append(stream, expected, std::move(events));
+        if (result.wait(ctx) == weft::status::cancelled)
+            return append_result{.status = append_status::in_doubt};
+        return result.get();
+    }
     // Queues the batch for the writer; the future completes after the commit that holds it.
     future<append_result> async_append(const std::string& stream, expected_version expected,
                                        std::vector<event_data> events) {

@@ -34,6 +34,7 @@
 // version, is still a duplicate, and a stored id reused elsewhere is an invalid_append.
 #pragma once
 
+#include "../context.hpp"
 #include "../future.hpp"
 #include "event.hpp"
 #include "subscription.hpp"
@@ -101,6 +102,11 @@ private:
 enum class append_status {
     ok,                     // stored (or already stored: see `duplicate`)
     wrong_expected_version, // nothing stored; `version` is the stream's actual version
+    // append(ctx, ...) only, when the context was done first:
+    cancelled, // before the batch was handed to the store: nothing stored
+    in_doubt,  // after the store took the batch: it may or may not commit (like a network
+               // timeout). Append the same batch again, with the same event ids, to find out:
+               // a batch stored meanwhile comes back ok and `duplicate`.
 };
 
 struct append_result {

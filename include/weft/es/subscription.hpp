@@ -8,6 +8,9 @@
 //
 //   auto batch = co_await sub.async_next();   // in a task: suspends the task, not its worker
 //
+//   weft::recv_result<std::vector<recorded_event>> r = sub.next(ctx);  // or async_next(ctx)
+//   if (r.status() == weft::status::cancelled) ...   // ctx was done while nothing came
+//
 // next() blocks until at least one event is there; a batch holds at most `max` events, in
 // position order. close() (from any thread) or destroying the store ends the subscription: a
 // waiting next() returns an empty batch. Appends made by another process to the same file are
@@ -16,6 +19,7 @@
 #pragma once
 
 #include "../channel.hpp"
+#include "../context.hpp"
 #include "../select.hpp"
 #include "../task.hpp"
 #include "../time.hpp"
@@ -29,7 +33,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace weft::es {
@@ -59,6 +65,13 @@ public:
 
     // next() for tasks: suspends the task while there is nothing to read.
     task<std::vector<recorded_event>> async_next(std::size_t max = 256);
+
+    // next() that waits only until `ctx` is done: a batch, or status closed (the subscription
+    // or its store is closed) or cancelled (nothing was read: the position is unchanged).
+    // Events already there are returned even if `ctx` is done.
+    recv_result<std::vector<recorded_event>> next(const context& ctx, std::size_t max = 256);
+    // The same in a task.
+    task<recv_result<std::vector<recorded_event>>> async_next(context ctx, std::size_t max = 256);
 
     // The position of the next event this subscription will deliver.
     log_position position() const noexcept;
@@ -135,18 +148,24 @@ public:
     }
 
     // Blocks until the head reaches `want`, the signal is closed, wake_all() runs after
-    // `epoch` was read, or `deadline`.
+    // `epoch` was read, `deadline`, or a stop request on `stop` (a context's cancellation).
     void wait_until(log_position want, std::uint64_t epoch,
-                    std::chrono::steady_clock::time_point deadline) {
+                    std::chrono::steady_clock::time_point deadline, std::stop_token stop = {}) {
         std::unique_lock lock(mutex_);
-        changed_cv_.wait_until(lock, deadline, [&] { return done_locked(want, epoch); });
+        const auto done = [&] { return done_locked(want, epoch); };
+        if (stop.stop_possible())
+            changed_cv_.wait_until(lock, stop, deadline, done); // wakes on the stop request too
+        else
+            changed_cv_.wait_until(lock, deadline, done);
     }
 
     // In a task: returns when the head reaches `want`, the signal is closed, wake_all() runs
     // after `epoch` was read, or after `poll` (never, if `poll` is zero or less). Await it at
     // once.
+    // Also returns when `done` (a context's done(); nil: never) is closed.
     task<void> async_wait(log_position want, std::uint64_t epoch,
-                          std::chrono::steady_clock::duration poll) {
+                          std::chrono::steady_clock::duration poll,
+                          weft::receiver<std::monostate> done = {}) {
         weft::channel<bool> changed;
         {
             std::lock_guard lock(mutex_);
@@ -157,7 +176,9 @@ public:
             changed = changed_;
         }
         if (poll > std::chrono::steady_clock::duration::zero())
-            (void)co_await async_select(on_recv(changed), on_timeout(poll));
+            (void)co_await async_select(on_recv(changed), on_recv(done), on_timeout(poll));
+        else if (done)
+            (void)co_await async_select(on_recv(changed), on_recv(done));
         else
             (void)co_await changed.async_recv(); // returns when it is closed
     }
@@ -167,8 +188,8 @@ private:
         return head_ >= want || closed_ || wake_epoch_ != epoch;
     }
 
-    mutable std::mutex mutex_; // guards everything below
-    std::condition_variable changed_cv_;
+    mutable std::mutex mutex_;               // guards everything below
+    std::condition_variable_any changed_cv_; // _any: its waits can take a stop token
     weft::channel<bool> changed_; // nil until a task waits; closed and replaced on a change
     log_position head_ = 0;
     std::uint64_t wake_epoch_ = 0;
@@ -233,6 +254,44 @@ inline task<std::vector<recorded_event>> subscription::async_next(std::size_t ma
         if (!batch.empty())
             co_return batch;
         co_await s.source->signal().async_wait(s.next, epoch, s.poll_interval);
+    }
+}
+
+inline recv_result<std::vector<recorded_event>> subscription::next(const context& ctx,
+                                                                   std::size_t max) {
+    state& s = *state_;
+    const std::stop_token stop = ctx.stop_token();
+    for (;;) {
+        const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
+        if (s.is_closed())
+            return status::closed;
+        std::vector<recorded_event> batch = s.read(max);
+        if (!batch.empty())
+            return recv_result<std::vector<recorded_event>>(std::move(batch));
+        if (stop.stop_requested())
+            return status::cancelled;
+        auto until = std::chrono::steady_clock::time_point::max();
+        if (s.poll_interval > std::chrono::steady_clock::duration::zero())
+            until = weft::deadline_after(s.poll_interval);
+        s.source->signal().wait_until(s.next, epoch, until, stop);
+    }
+}
+
+inline task<recv_result<std::vector<recorded_event>>> subscription::async_next(context ctx,
+                                                                               std::size_t max) {
+    state& s = *state_;
+    for (;;) {
+        const std::uint64_t epoch = s.source->signal().wake_epoch(); // before the checks
+        if (s.is_closed())
+            co_return status::closed;
+        std::vector<recorded_event> batch = s.read(max);
+        if (!batch.empty())
+            co_return recv_result<std::vector<recorded_event>>(std::move(batch));
+        // A hint, but not a lost cancel: a context cancelled unseen here has closed done(),
+        // so the wait below returns at once and the next round sees it.
+        if (ctx.cancelled())
+            co_return status::cancelled;
+        co_await s.source->signal().async_wait(s.next, epoch, s.poll_interval, ctx.done());
     }
 }
 
