@@ -166,6 +166,7 @@ void race_reads_with_cancel(unsigned seed) {
     reading = false;
     canceller.join();
     appender.join();
+    INFO(cancelled << " reads were cancelled on the way"); // how hard the race was this time
     REQUIRE(failed_appends == 0);
     REQUIRE(seen.size() == static_cast<std::size_t>(k_events));
     for (std::size_t i = 0; i < seen.size(); ++i)
