@@ -212,17 +212,8 @@ void race_cancel_with_transfer(std::size_t cap, unsigned seed) {
             });
         }
     }
-    // Cancel every context at a random moment, in a random order.
-    std::mt19937 rng(seed);
-    std::vector<std::size_t> order(contexts.size());
-    for (std::size_t i = 0; i < order.size(); ++i)
-        order[i] = i;
-    std::shuffle(order.begin(), order.end(), rng);
-    for (std::size_t i : order) {
-        for (unsigned spin = rng() % 400000; spin > 0; --spin)
-            std::atomic_signal_fence(std::memory_order_seq_cst);
-        contexts[i].cancel();
-    }
+    weft_test::cancel_at_random_moments(contexts.size(), seed,
+                                        [&](std::size_t i) { contexts[i].cancel(); });
     producers.wait();
     ch.close();
     consumers.wait();

@@ -21,18 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Spins (yielding) until `done()` or 10 s pass; true if done. Polls a state the test needs, no
-// sleep stands in for an event.
-template <class Done>
-bool eventually(Done done) {
-    const auto give_up = std::chrono::steady_clock::now() + 10s;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > give_up)
-            return false;
-        std::this_thread::yield();
-    }
-    return true;
-}
+using weft_test::eventually;
 
 } // namespace
 

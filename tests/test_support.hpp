@@ -1,9 +1,13 @@
 // Helpers shared by weft's tests (not part of the library).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <numeric>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -45,6 +49,36 @@ std::size_t passivate_until(R& r, std::size_t want) {
         done += r.passivate_idle(std::chrono::seconds(0));
     }
     return done;
+}
+
+// Spins (yielding) until `done()` or 10 s pass; true if done. Polls a state the test needs: no
+// sleep stands in for an event.
+template <class Done>
+bool eventually(Done done) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > give_up)
+            return false;
+        std::this_thread::yield();
+    }
+    return true;
+}
+
+// Calls cancel(i) for each i < n in a random order (from `seed`), each after a random spin of up
+// to `max_spin` fenced iterations, so that cancellations land at unpredictable moments of the
+// race the caller started.
+template <class Cancel>
+void cancel_at_random_moments(std::size_t n, unsigned seed, Cancel cancel,
+                              unsigned max_spin = 400000) {
+    std::mt19937 rng(seed);
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::shuffle(order.begin(), order.end(), rng);
+    for (std::size_t i : order) {
+        for (unsigned spin = rng() % max_spin; spin > 0; --spin)
+            std::atomic_signal_fence(std::memory_order_seq_cst);
+        cancel(i);
+    }
 }
 
 } // namespace weft_test
