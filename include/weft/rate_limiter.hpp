@@ -209,15 +209,9 @@ inline task<status> rate_limiter::async_wait_impl(detail::cancel_ref stop,
     reservation r = reserve_at(t, n, max_wait_for(deadline));
     if (auto done = settle(r, t))
         co_return *done;
-    detail::task_wakeup wakeup(detail::blocked_on::timer);
-    {
-        const detail::wait_limit limit{detail::deadline_after(r.time_to_act() - t), stop};
-        detail::limit_claims claims(wakeup.context(), limit);
-        co_await wakeup;
-    } // the claims are disarmed: nothing claims any more
-    // acquire: pairs with the claim's acq_rel CAS (the signal ordered it anyway).
-    if (wakeup.context().selected.load(std::memory_order_acquire) ==
-        detail::wait_context::k_cancelled) {
+    const detail::park_step ended = co_await detail::wait_for_limits(
+        detail::blocked_on::timer, {detail::deadline_after(r.time_to_act() - t), stop});
+    if (ended == detail::park_step::cancelled) {
         cancel_at(r, now());
         co_return status::cancelled;
     }

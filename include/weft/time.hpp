@@ -216,15 +216,9 @@ task<status> sleep_until(const Context& ctx, time_point deadline) {
         co_return status::ok; // completes at once, done context or not
     if (detail::cancelled_of(ctx))
         co_return status::cancelled;
-    detail::task_wakeup wakeup(blocked_on::timer);
-    {
-        detail::limit_claims claims(wakeup.context(), {deadline, detail::cancellation_of(ctx)});
-        co_await wakeup;
-    } // disarmed: nothing claims any more
-    // acquire: pairs with the winning claim's CAS (the signal ordered it anyway).
-    const int selected = wakeup.context().selected.load(std::memory_order_acquire);
-    co_return detail::limit_outcome(selected) == detail::park_step::cancelled ? status::cancelled
-                                                                              : status::ok;
+    const detail::park_step ended = co_await detail::wait_for_limits(
+        blocked_on::timer, {deadline, detail::cancellation_of(ctx)});
+    co_return ended == detail::park_step::cancelled ? status::cancelled : status::ok;
 }
 
 template <std::same_as<context> Context>

@@ -34,17 +34,6 @@ park_step step_of(channel_state<T>& state, waiter& w, void* slot) {
     return state.step(Dir{}, *static_cast<slot_t<T, Dir>*>(slot), w);
 }
 
-// A task's wait on a nil channel: for ever, or until a limit ends it (timed_out / cancelled).
-inline task<park_step> wait_on_nil_async(blocked_on what, wait_limit limit) {
-    task_wakeup wakeup(what);
-    limit_claims claims(wakeup.context(), limit);
-    co_await wakeup; // without a limit nobody signals: the task waits until destroyed
-    claims.disarm();
-    // acquire: pairs with the limit's claim.
-    co_return limit_outcome(wakeup.context().selected.load(std::memory_order_acquire))
-        .value_or(park_step::timed_out);
-}
-
 // A task's send, until sent, closed, or a limit ends it (a default wait_limit: none). Moves
 // from `value` only when it is sent. The result is finish(done / closed / timed_out /
 // cancelled).
@@ -54,7 +43,7 @@ auto async_send_impl(channel_state<T>* state, T& value, wait_limit limit, Finish
     const auto keep_alive = state ? state->shared_from_this() : nullptr;
     park_step step = park_step::again;
     if (!state) {
-        step = co_await wait_on_nil_async(blocked_on::channel_send, std::move(limit));
+        step = co_await wait_for_limits(blocked_on::channel_send, std::move(limit));
     } else {
         while (step == park_step::again) {
             task_park<channel_state<T>> park(*state, &step_of<T, sending>, &value,
@@ -74,7 +63,7 @@ auto async_recv_impl(channel_state<T>* state, wait_limit limit, Finish finish)
     std::optional<T> out;
     park_step step = park_step::again;
     if (!state) {
-        step = co_await wait_on_nil_async(blocked_on::channel_receive, std::move(limit));
+        step = co_await wait_for_limits(blocked_on::channel_receive, std::move(limit));
     } else {
         while (step == park_step::again) {
             out.reset(); // a retry starts empty

@@ -15,6 +15,7 @@
 // memory.
 #pragma once
 
+#include "task_core.hpp"
 #include "task_host.hpp"
 #include "wait_limit.hpp"
 #include "waiter.hpp"
@@ -100,6 +101,19 @@ private:
     blocked_on what_;
     bool counted_ = false; // in the host's count of blocked tasks (deadlock report)
 };
+
+// A task's wait that only its limits end (a sleep, a rate limiter's token, a nil channel):
+// timed_out when the deadline claimed it, cancelled when the context did. With no limit nobody
+// signals, and the task waits until its frame is destroyed.
+inline task<park_step> wait_for_limits(blocked_on what, wait_limit limit) {
+    task_wakeup wakeup(what);
+    limit_claims claims(wakeup.context(), limit);
+    co_await wakeup;
+    claims.disarm(); // from here on nothing claims
+    // acquire: pairs with the winning claim's acq_rel CAS (the signal ordered it anyway).
+    co_return limit_outcome(wakeup.context().selected.load(std::memory_order_acquire))
+        .value_or(park_step::timed_out);
+}
 
 template <class Owner>
 class task_park {
