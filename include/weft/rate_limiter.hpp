@@ -209,8 +209,9 @@ inline task<status> rate_limiter::async_wait_impl(detail::cancel_ref stop,
     reservation r = reserve_at(t, n, max_wait_for(deadline));
     if (auto done = settle(r, t))
         co_return *done;
-    const detail::park_step ended = co_await detail::wait_for_limits(
-        detail::blocked_on::timer, {detail::deadline_after(r.time_to_act() - t), stop});
+    const detail::wait_limit limit{detail::deadline_after(r.time_to_act() - t), stop}; // named
+    const detail::park_step ended =
+        co_await detail::wait_for_limits(detail::blocked_on::timer, limit);
     if (ended == detail::park_step::cancelled) {
         cancel_at(r, now());
         co_return status::cancelled;

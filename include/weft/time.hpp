@@ -216,8 +216,8 @@ task<status> sleep_until(const Context& ctx, time_point deadline) {
         co_return status::ok; // completes at once, done context or not
     if (detail::cancelled_of(ctx))
         co_return status::cancelled;
-    const detail::park_step ended = co_await detail::wait_for_limits(
-        blocked_on::timer, {deadline, detail::cancellation_of(ctx)});
+    const detail::wait_limit limit{deadline, detail::cancellation_of(ctx)}; // named: see there
+    const detail::park_step ended = co_await detail::wait_for_limits(blocked_on::timer, limit);
     co_return ended == detail::park_step::cancelled ? status::cancelled : status::ok;
 }
 

@@ -43,7 +43,7 @@ auto async_send_impl(channel_state<T>* state, T& value, wait_limit limit, Finish
     const auto keep_alive = state ? state->shared_from_this() : nullptr;
     park_step step = park_step::again;
     if (!state) {
-        step = co_await wait_for_limits(blocked_on::channel_send, std::move(limit));
+        step = co_await wait_for_limits(blocked_on::channel_send, limit);
     } else {
         while (step == park_step::again) {
             task_park<channel_state<T>> park(*state, &step_of<T, sending>, &value,
@@ -63,7 +63,7 @@ auto async_recv_impl(channel_state<T>* state, wait_limit limit, Finish finish)
     std::optional<T> out;
     park_step step = park_step::again;
     if (!state) {
-        step = co_await wait_for_limits(blocked_on::channel_receive, std::move(limit));
+        step = co_await wait_for_limits(blocked_on::channel_receive, limit);
     } else {
         while (step == park_step::again) {
             out.reset(); // a retry starts empty

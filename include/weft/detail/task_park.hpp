@@ -104,8 +104,10 @@ private:
 
 // A task's wait that only its limits end (a sleep, a rate limiter's token, a nil channel):
 // timed_out when the deadline claimed it, cancelled when the context did. With no limit nobody
-// signals, and the task waits until its frame is destroyed.
-inline task<park_step> wait_for_limits(blocked_on what, wait_limit limit) {
+// signals, and the task waits until its frame is destroyed. `limit` must outlive the wait: pass
+// a named local, never a braced temporary — g++ 12 destroys a non-trivial temporary in a
+// co_await expression twice (here: a cancel_ref's shared_ptr released twice, a use-after-free).
+inline task<park_step> wait_for_limits(blocked_on what, const wait_limit& limit) {
     task_wakeup wakeup(what);
     limit_claims claims(wakeup.context(), limit);
     co_await wakeup;
