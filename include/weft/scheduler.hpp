@@ -40,6 +40,7 @@
 
 #include "detail/deadlock_watch.hpp"
 #include "detail/frame_pool.hpp"
+#include "detail/io_driver.hpp"
 #include "detail/live_tasks.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
@@ -178,6 +179,9 @@ public:
         return deadlock_.count(what, delta);
     }
 
+    // The epoll set of this scheduler (weft::net): its tasks' fd waits join it.
+    detail::io_driver& io() noexcept override { return io_; }
+
 private:
     friend class detail::spawned_task;
     friend class detail::deadlock_watch<scheduler>;
@@ -193,6 +197,7 @@ private:
 
     // The event count idle workers sleep on.
     void park();
+    void park_in_poller();
     void wake_one() noexcept;
     void wake_all() noexcept;
 
@@ -214,8 +219,12 @@ private:
 
     std::atomic<bool> stopping_{false};
     std::atomic<std::uint32_t> epoch_{0};
-    std::atomic<std::size_t> sleepers_{0};
+    std::atomic<std::size_t> sleepers_{0}; // parked workers, the poller among them
     std::atomic<std::size_t> spinning_{0};
+    // The parked worker blocked in epoll_wait, if any (counted in sleepers_ too).
+    std::atomic<bool> poller_parked_{false};
+
+    detail::io_driver io_; // see detail/io_driver.hpp: who polls, and when
 
     detail::live_tasks live_;
 
@@ -495,9 +504,16 @@ inline std::coroutine_handle<> scheduler::find_work(detail::worker& self) {
     // Every 61st task comes from the injection queue first, so outside submissions are
     // never starved by a worker that keeps feeding its own deque (61: Go's choice, a prime
     // that does not beat in step with common loop sizes).
-    if (++self.tick % 61 == 0)
+    if (++self.tick % 61 == 0) {
+        // The same beat polls the fds without waiting (Tokio's event_interval), unless an
+        // idle worker is blocked in epoll_wait already; what it wakes lands in our queues.
+        if (io_.has_registrations() && io_.try_lock_poll()) {
+            io_.poll(0);
+            io_.unlock_poll();
+        }
         if (auto h = take_injected())
             return h;
+    }
     if (self.next_runs < detail::k_max_next_runs)
         if (auto h = take_next(self)) {
             ++self.next_runs;
@@ -614,6 +630,11 @@ inline void scheduler::park() {
     }
     spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
 
+    if (io_.try_lock_poll()) {
+        park_in_poller();
+        return;
+    }
+
     // acquire: pairs with the release increment in wake_one()/wake_all().
     const std::uint32_t seen = epoch_.load(std::memory_order_acquire);
     // relaxed: ordered by the fence just below.
@@ -628,12 +649,41 @@ inline void scheduler::park() {
     sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
 }
 
+// The idle worker that holds the poll token sleeps in epoll_wait rather than on epoch_, with
+// the same handshake: it announces itself (sleepers_ and poller_parked_), fences, and looks for
+// work once more; wake_one fences and reads both, and writes the driver's eventfd when the
+// poller is the only sleeper. The tasks its events wake go to its own `next` slot and deque
+// (schedule_woken on a worker of ours), so it runs them itself and others may steal them.
+inline void scheduler::park_in_poller() {
+    // relaxed: ordered by the fence below, as in park().
+    sleepers_.fetch_add(1, std::memory_order_relaxed);
+    poller_parked_.store(true, std::memory_order_relaxed);
+    // seq_cst: pairs with the fence in wake_one(), as in park().
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // acquire: as in run_worker().
+    if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
+        deadlock_.arm(epoch_.load(std::memory_order_acquire)); // acquire: as in park()
+        io_.poll(-1);
+    }
+    poller_parked_.store(false, std::memory_order_relaxed); // relaxed: a hint for wake_one
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);      // relaxed: only a count
+    io_.unlock_poll();
+}
+
 inline void scheduler::wake_one() noexcept {
-    // seq_cst: pairs with the fence in park(): orders our queue write before this read.
+    // seq_cst: pairs with the fences in park() and park_in_poller(): orders our queue write
+    // before these reads.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above.
-    if (sleepers_.load(std::memory_order_relaxed) == 0)
+    const std::size_t sleeping = sleepers_.load(std::memory_order_relaxed);
+    if (sleeping == 0)
         return;
+    // relaxed: as above. A poller seen here that has just left epoll_wait is awake anyway and
+    // looks for work before it parks again.
+    if (sleeping == 1 && poller_parked_.load(std::memory_order_relaxed)) {
+        io_.wake();
+        return;
+    }
     // release: the woken worker's acquire of epoch_ sees the work we queued.
     epoch_.fetch_add(1, std::memory_order_release);
     epoch_.notify_one();
@@ -643,6 +693,7 @@ inline void scheduler::wake_all() noexcept {
     // release: as in wake_one().
     epoch_.fetch_add(1, std::memory_order_release);
     epoch_.notify_all();
+    io_.wake();
 }
 
 // --- what the deadlock watch reads ---

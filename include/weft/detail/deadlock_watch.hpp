@@ -64,7 +64,8 @@ public:
     // counted, so the matching -1 is given only for a counted +1.
     bool count(blocked_on what, int delta) noexcept {
         // relaxed: the count is read only by check(), which re-reads after the grace period.
-        if (delta > 0 && (what == blocked_on::timer || !enabled_.load(std::memory_order_relaxed)))
+        if (delta > 0 && (static_cast<std::size_t>(what) >= k_counted_kinds ||
+                          !enabled_.load(std::memory_order_relaxed)))
             return false;
         blocked_[static_cast<std::size_t>(what)].fetch_add(delta, std::memory_order_relaxed);
         return true;

@@ -33,7 +33,10 @@ enum class blocked_on : std::uint8_t {
     mailbox, // an actor sender waiting for room in a full mailbox
     sync,    // a semaphore, a mutex or a condition_variable
     timer,   // sleep_for: not counted (a pending timer rules a deadlock out anyway)
+    io,      // a socket or another fd (weft::net): not counted (a peer may still come)
 };
+
+class io_driver;
 
 // The kinds the deadlock report counts: every blocked_on before timer.
 inline constexpr std::size_t k_counted_kinds = static_cast<std::size_t>(blocked_on::timer);
@@ -46,6 +49,8 @@ public:
     // A task's wait begins (+1) or ends (-1). False when the +1 was not counted (the report is
     // off, or `what` is not counted): the matching -1 is then not given.
     virtual bool count_blocked(blocked_on what, int delta) noexcept = 0;
+    // The epoll set a task's wait on an fd joins (io_driver.hpp).
+    virtual io_driver& io() noexcept = 0;
 
 protected:
     task_host() = default;
