@@ -206,6 +206,7 @@ private:
     bool asleep_since(std::uint32_t seen_epoch) const noexcept;
     bool stopping() const noexcept;
     std::uint32_t epoch() const noexcept;
+    bool io_registered() const noexcept { return io_.has_registrations(); }
 
     // Shutdown steps 4 and 5.
     void destroy_unfinished();
