@@ -273,7 +273,9 @@ TEST_CASE("a deadline moved while a read waits applies to that read") {
 TEST_CASE("cancelling the context ends a waiting accept, read, write and dial") {
     weft::scheduler s(2);
     weft_test::loopback lo({.backlog = 1});
-    auto [ctx, cancel] = weft::with_cancel(weft::background());
+    weft::cancellable_context made = weft::with_cancel(weft::background());
+    const weft::context& ctx = made.ctx; // not a structured binding: lambdas below capture it
+    auto cancel = [&made] { made.cancel(); };
 
     SECTION("accept") {
         weft::future<net::result<net::conn>> pending =

@@ -27,7 +27,9 @@ TEST_CASE("close racing readiness with the fd number reused at once never misdel
     const int rounds = 40 * weft_test::stress_rounds();
     int closed_reads = 0, data_reads = 0, reused = 0, fresh_ok = 0;
     for (int round = 0; round < rounds; ++round) {
-        auto [a, b] = weft_test::connected_pair(lo.listener, lo.address);
+        auto ab = weft_test::connected_pair(lo.listener, lo.address); // lambdas capture a, b
+        net::result<net::conn>& a = ab.first;
+        net::result<net::conn>& b = ab.second;
         REQUIRE(a);
         REQUIRE(b);
         const int old_fd = a->native_handle();
@@ -66,21 +68,23 @@ TEST_CASE("close racing readiness with the fd number reused at once never misdel
 TEST_CASE("cancellation racing arriving data loses no byte and reads none twice") {
     weft::scheduler s(2);
     weft_test::loopback lo;
-    auto [a, b] = weft_test::connected_pair(lo.listener, lo.address);
+    auto ab = weft_test::connected_pair(lo.listener, lo.address); // lambdas capture a, b
+    net::result<net::conn>& a = ab.first;
+    net::result<net::conn>& b = ab.second;
     REQUIRE(a);
     REQUIRE(b);
     const int rounds = 200 * weft_test::stress_rounds();
     int cancelled = 0;
     std::string received;
     for (int round = 0; round < rounds; ++round) {
-        auto [ctx, cancel] = weft::with_cancel(weft::background());
+        weft::cancellable_context made = weft::with_cancel(weft::background());
         char buf[8];
         weft::future<net::io_result> reading =
-            weft_test::spawn_future(s, a->async_read(ctx, net::buffer(buf)));
+            weft_test::spawn_future(s, a->async_read(made.ctx, net::buffer(buf)));
         const char byte = static_cast<char>('a' + round % 26);
         std::thread writer([&b, byte] { (void)b->write_all(net::buffer(std::string_view(&byte, 1))); });
         weft_test::cancel_at_random_moments(1, static_cast<unsigned>(round),
-                                            [&](std::size_t) { cancel(); }, 20000);
+                                            [&](std::size_t) { made.cancel(); }, 20000);
         writer.join();
         REQUIRE(weft_test::ready_within(reading, 10s));
         const net::io_result r = reading.get();
