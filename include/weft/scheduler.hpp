@@ -41,6 +41,7 @@
 #include "detail/deadlock_watch.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/io_driver.hpp"
+#include "detail/timer_queue.hpp"
 #include "detail/live_tasks.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
@@ -181,6 +182,9 @@ public:
 
     // The epoll set of this scheduler (weft::net): its tasks' fd waits join it.
     detail::io_driver& io() noexcept override { return io_; }
+    // Its tasks' timers (sleeps, deadlines), fired by its workers.
+    void add_timer(detail::timer_entry& e) override;
+    void remove_timer(detail::timer_entry& e) noexcept override { timers_.remove(e); }
 
 private:
     friend class detail::spawned_task;
@@ -198,6 +202,7 @@ private:
     // The event count idle workers sleep on.
     void park();
     void park_in_poller();
+    int poll_timeout_ms() const noexcept;
     void wake_one() noexcept;
     void wake_all() noexcept;
 
@@ -206,7 +211,10 @@ private:
     bool asleep_since(std::uint32_t seen_epoch) const noexcept;
     bool stopping() const noexcept;
     std::uint32_t epoch() const noexcept;
-    bool io_registered() const noexcept { return io_.has_registrations(); }
+    // A registered socket or a pending timer may still wake a task.
+    bool may_wake_later() const noexcept { return io_.has_registrations() || !timers_.empty(); }
+    // Fires this scheduler's due timers; true if any fired.
+    bool run_timers();
 
     // Shutdown steps 4 and 5.
     void destroy_unfinished();
@@ -225,7 +233,8 @@ private:
     // The parked worker blocked in epoll_wait, if any (counted in sleepers_ too).
     std::atomic<bool> poller_parked_{false};
 
-    detail::io_driver io_; // see detail/io_driver.hpp: who polls, and when
+    detail::io_driver io_;       // see detail/io_driver.hpp: who polls, and when
+    detail::timer_queue timers_; // fired by the poller and by busy workers (run_timers)
 
     detail::live_tasks live_;
 
@@ -512,6 +521,7 @@ inline std::coroutine_handle<> scheduler::find_work(detail::worker& self) {
             io_.poll(0);
             io_.unlock_poll();
         }
+        run_timers();
         if (auto h = take_injected())
             return h;
     }
@@ -631,6 +641,8 @@ inline void scheduler::park() {
     }
     spinning_.fetch_sub(1, std::memory_order_relaxed); // relaxed: as above
 
+    if (run_timers())
+        return; // they woke tasks (onto our queues)
     if (io_.try_lock_poll()) {
         park_in_poller();
         return;
@@ -664,11 +676,43 @@ inline void scheduler::park_in_poller() {
     // acquire: as in run_worker().
     if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
         deadlock_.arm(epoch_.load(std::memory_order_acquire)); // acquire: as in park()
-        io_.poll(-1);
+        io_.poll(poll_timeout_ms());
     }
     poller_parked_.store(false, std::memory_order_relaxed); // relaxed: a hint for wake_one
     sleepers_.fetch_sub(1, std::memory_order_relaxed);      // relaxed: only a count
     io_.unlock_poll();
+    run_timers();
+}
+
+// Until the earliest timer (rounded up to a millisecond: epoll_wait's unit), or for ever.
+inline int scheduler::poll_timeout_ms() const noexcept {
+    const auto earliest = timers_.earliest();
+    if (!earliest)
+        return -1;
+    const auto left = *earliest - std::chrono::steady_clock::now();
+    if (left <= left.zero())
+        return 0;
+    return static_cast<int>(std::min<std::int64_t>(
+        std::chrono::ceil<std::chrono::milliseconds>(left).count(), 1 << 30));
+}
+
+inline bool scheduler::run_timers() {
+    if (timers_.empty())
+        return false;
+    return timers_.run_due(std::chrono::steady_clock::now()) != 0;
+}
+
+// A timer earlier than the poller's timeout wakes it to wait less; a busy worker finds due
+// timers on its beat.
+inline void scheduler::add_timer(detail::timer_entry& e) {
+    if (timers_.add(e)) {
+        // seq_cst: pairs with the fence in park_in_poller(): either the poller sees the new
+        // earliest deadline when it computes its timeout, or we see it parked and wake it.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // relaxed: ordered by the fence above.
+        if (poller_parked_.load(std::memory_order_relaxed))
+            io_.wake();
+    }
 }
 
 inline void scheduler::wake_one() noexcept {

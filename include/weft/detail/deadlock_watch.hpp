@@ -21,7 +21,8 @@
 //                                            and the scheduler is not stopping.
 //   bool stopping() — the scheduler's destructor has begun.
 //   std::uint32_t epoch() — the event count's epoch now.
-//   bool io_registered() — sockets are registered with its poller (one may still wake a task).
+//   bool may_wake_later() — a socket registered with its poller or a timer of its own may
+//                           still wake a task.
 #pragma once
 
 #include "blocking_pool.hpp"
@@ -134,7 +135,7 @@ private:
         // A pending timer, a blocking call or a registered socket may still wake a task: look
         // again later, since no worker will wake up to arm a new check.
         if (timer_service::instance().pending() != 0 ||
-            blocking_pool::instance().running() != 0 || host_.io_registered())
+            blocking_pool::instance().running() != 0 || host_.may_wake_later())
             return schedule_check(seen_epoch);
         blocked_counts counts{};
         for (std::size_t kind = 0; kind < counts.size(); ++kind) {

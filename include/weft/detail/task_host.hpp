@@ -37,6 +37,7 @@ enum class blocked_on : std::uint8_t {
 };
 
 class io_driver;
+class timer_entry;
 
 // The kinds the deadlock report counts: every blocked_on before timer.
 inline constexpr std::size_t k_counted_kinds = static_cast<std::size_t>(blocked_on::timer);
@@ -51,6 +52,10 @@ public:
     virtual bool count_blocked(blocked_on what, int delta) noexcept = 0;
     // The epoll set a task's wait on an fd joins (io_driver.hpp).
     virtual io_driver& io() noexcept = 0;
+    // A task's timer (a sleep, a wait's deadline), fired by the host's workers
+    // (timer_queue.hpp). remove_timer returns once the timer can no longer fire.
+    virtual void add_timer(timer_entry& e) = 0;
+    virtual void remove_timer(timer_entry& e) noexcept = 0;
 
 protected:
     task_host() = default;

@@ -9,12 +9,13 @@
 // owner does that after it wakes, as for a timeout.
 //
 // Limits are armed only while the owner sleeps and disarmed before it returns: destroying a
-// claim waits for a callback that is running right now (timer_service::cancel_and_wait,
+// claim waits for a callback that is running right now (timer_queue::remove,
 // cancel_source::remove), so no claimant ever touches a context whose owner moved on.
 #pragma once
 
 #include "cancel_source.hpp"
-#include "timer_service.hpp"
+#include "task_host.hpp"
+#include "timer_queue.hpp"
 #include "waiter.hpp"
 
 #include <chrono>
@@ -47,22 +48,42 @@ inline park_step after_wake(wait_outcome outcome) noexcept {
     }
 }
 
-// Claims `ctx` for a timeout (wait_context::k_timed_out) at `deadline` and signals it, from the
-// timer thread, unless somebody else claimed it first. Destroying it cancels the timer and
-// waits for a callback that is running right now, so the callback never outlives `ctx`.
+// A task's deadline: claims `ctx` for a timeout (wait_context::k_timed_out) at `deadline` and
+// signals it, from a worker of the task's scheduler (its timer_queue), unless somebody else
+// claimed it first; at once, on this thread, if the deadline has passed. Destroying it takes the
+// timer out or waits for its call if a worker is running it right now, so the call never
+// outlives `ctx`.
 class deadline_claim {
 public:
-    deadline_claim(wait_context& ctx, steady_time deadline)
-        : id_(timer_service::instance().schedule(deadline, [&ctx] {
-              if (ctx.try_claim(wait_context::k_timed_out))
-                  ctx.signal();
-          })) {}
+    deadline_claim(wait_context& ctx, steady_time deadline) : entry_(ctx, deadline) {
+        if (deadline <= std::chrono::steady_clock::now()) {
+            fire(entry_); // due already: claim now, as the timer would at once
+            return;
+        }
+        host_ = &current_host();
+        host_->add_timer(entry_);
+    }
     deadline_claim(const deadline_claim&) = delete;
     deadline_claim& operator=(const deadline_claim&) = delete;
-    ~deadline_claim() { timer_service::instance().cancel_and_wait(id_); }
+    ~deadline_claim() {
+        if (host_)
+            host_->remove_timer(entry_);
+    }
 
 private:
-    timer_service::timer_id id_;
+    struct claim_entry : timer_entry {
+        claim_entry(wait_context& c, steady_time when) noexcept
+            : timer_entry(when, &deadline_claim::fire), ctx(&c) {}
+        wait_context* ctx;
+    };
+    static void fire(timer_entry& e) noexcept {
+        wait_context* ctx = static_cast<claim_entry&>(e).ctx;
+        if (ctx->try_claim(wait_context::k_timed_out))
+            ctx->signal(); // last touch of the context
+    }
+
+    claim_entry entry_;
+    task_host* host_ = nullptr; // whose queue holds the timer; null if it fired at once
 };
 
 // "Wait for ever": the Deadline argument of operations that have no limit.
