@@ -240,13 +240,15 @@ public:
         const std::int64_t ns =
             t ? std::chrono::duration_cast<std::chrono::nanoseconds>(t->time_since_epoch()).count()
               : io_entry::k_no_deadline;
-        // relaxed: see io_entry::deadline.
-        e.deadline_ns_[io_entry::index_of(d)].store(ns, std::memory_order_relaxed);
         deferred_wake wake;
         std::lock_guard lock(e.mutex);
+        // Under the lock, after the generation check: a stale handle must not set the deadline
+        // of the entry's next life (its generation is bumped under this lock before reuse).
         // acquire: as in begin_call.
         if (io_entry::generation_of(e.state_.load(std::memory_order_acquire)) != h.generation)
             return;
+        // relaxed: see io_entry::deadline.
+        e.deadline_ns_[io_entry::index_of(d)].store(ns, std::memory_order_relaxed);
         while (waiter* w = e.slot(d).waiters.claim_first())
             wake.add(w, wait_outcome::retry);
     }

@@ -231,8 +231,8 @@ inline result<endpoint> conn::remote_address() const {
 }
 
 inline int conn::native_handle() const noexcept {
-    const auto* e = weft::detail::io_registry::instance().find(handle_);
-    return e && e->live(handle_) ? e->fd() : -1;
+    const weft::detail::io_call call(handle_); // the fd cannot be closed while we read it
+    return call ? call.fd() : -1;
 }
 
 } // namespace weft::net

@@ -56,8 +56,8 @@ public:
         return weft::detail::net_address(handle_, ::getsockname);
     }
     int native_handle() const noexcept {
-        const auto* e = weft::detail::io_registry::instance().find(handle_);
-        return e && e->live(handle_) ? e->fd() : -1;
+        const weft::detail::io_call call(handle_); // the fd cannot close while we read it
+        return call ? call.fd() : -1;
     }
 
 private:

@@ -58,6 +58,8 @@ auto net_run_thread(io_handle h, io_dir dir, const context& ctx, Attempt& attemp
         return attempt.finish(net::errc::closed);
     const cancel_ref stop = cancellation_of(ctx);
     for (;;) {
+        if (!call.entry().live(call.handle())) // close() came while we waited
+            return attempt.finish(net::errc::closed);
         if (auto r = attempt(call.fd()))
             return attempt.finish(*r);
         if (auto passed = io_passed(call, dir, stop))
@@ -81,6 +83,8 @@ auto net_run_task(io_handle h, io_dir dir, context ctx, Attempt attempt)
         co_return attempt.finish(net::errc::closed);
     const cancel_ref stop = cancellation_of(ctx);
     for (;;) {
+        if (!call.entry().live(call.handle())) // close() came while we waited
+            co_return attempt.finish(net::errc::closed);
         if (auto r = attempt(call.fd()))
             co_return attempt.finish(*r);
         if (auto passed = io_passed(call, dir, stop))
