@@ -83,7 +83,7 @@ task<std::uint64_t> echo_client(std::string address, int id, int rounds, std::si
 TEST_CASE("echo over thousands of concurrent connections returns every byte it was sent") {
     const std::size_t limit = weft_test::raise_fd_limit();
     // Both ends live in this process: two descriptors per connection.
-    const int clients = static_cast<int>(std::min<std::size_t>(4000, (limit - 200) / 2));
+    const int clients = static_cast<int>(std::min<std::size_t>(10000, (limit - 300) / 2));
     const int rounds = 3;
     const std::size_t size = 512;
     const std::size_t fds_before = weft_test::open_fds();
@@ -408,14 +408,15 @@ TEST_CASE("a scheduler destroyed with live connections and waiting tasks leaks n
 }
 
 TEST_CASE("with thousands of idle connections the process uses no CPU") {
-    weft_test::raise_fd_limit();
+    const std::size_t limit = weft_test::raise_fd_limit();
+    const int connections = static_cast<int>(std::min<std::size_t>(5000, (limit - 200) / 2));
     weft::scheduler s(2);
-    weft_test::loopback lo({.backlog = 4096});
+    weft_test::loopback lo({.backlog = 8192});
     std::vector<net::conn> accepted;
     std::vector<weft::future<net::io_result>> reads;
     std::vector<net::conn> clients;
     char buf[1];
-    for (int i = 0; i < 1000; ++i) {
+    for (int i = 0; i < connections; ++i) {
         net::result<net::conn> c = net::dial(lo.address);
         REQUIRE(c);
         clients.push_back(std::move(*c));
@@ -436,4 +437,37 @@ TEST_CASE("with thousands of idle connections the process uses no CPU") {
         REQUIRE(weft_test::ready_within(r, 10s));
         CHECK(r.get().error == net::errc::eof);
     }
+}
+
+TEST_CASE("a write deadline ends a write that waits for a reader, with the bytes it wrote") {
+    weft::scheduler s(2);
+    weft_test::loopback lo;
+    auto [server, client] = weft_test::connected_pair(lo.listener, lo.address);
+    REQUIRE(server);
+    REQUIRE(client);
+    std::vector<std::byte> big(64 << 20);
+    client->set_write_deadline(std::chrono::steady_clock::now() + 100ms);
+    const net::io_result r = weft::sync_wait(s, client->async_write_all(big));
+    CHECK(r.error == net::errc::deadline_exceeded);
+    CHECK(r.bytes > 0);          // the socket buffers took some
+    CHECK(r.bytes < big.size()); // and nobody read the rest
+    // The thread form too, and the read side is unaffected.
+    CHECK(client->write_all(big).error == net::errc::deadline_exceeded);
+    CHECK(server->write_all(net::buffer(std::string_view("fine"))));
+    char buf[4];
+    CHECK(client->read_exact(net::buffer(buf)));
+}
+
+TEST_CASE("closing a listener ends a waiting accept with closed, and accept after close too") {
+    weft::scheduler s(2);
+    weft_test::loopback lo;
+    weft::future<net::result<net::conn>> pending =
+        weft_test::spawn_future(s, lo.listener.async_accept());
+    lo.listener.close();
+    REQUIRE(weft_test::ready_within(pending, 10s));
+    CHECK(pending.get().error() == net::errc::closed);
+    CHECK(lo.listener.accept().error() == net::errc::closed);
+    CHECK(lo.listener.native_handle() == -1);
+    // The port is free again: nobody listens there.
+    CHECK(net::dial(lo.address).error() == std::errc::connection_refused);
 }
