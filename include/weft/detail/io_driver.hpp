@@ -53,8 +53,6 @@ public:
     // gone and the scheduler's own tasks destroyed.
     ~io_driver() {
         io_registry::instance().for_each([this](io_entry& e) {
-            if (e.driver != this) // racy peek; confirmed under the lock
-                return;
             deferred_wake wake;
             std::lock_guard lock(e.mutex);
             if (e.driver != this)
