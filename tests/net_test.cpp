@@ -12,7 +12,9 @@
 #include <weft/sync.hpp>
 #include <weft/task.hpp>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -470,4 +472,35 @@ TEST_CASE("closing a listener ends a waiting accept with closed, and accept afte
     CHECK(lo.listener.native_handle() == -1);
     // The port is free again: nobody listens there.
     CHECK(net::dial(lo.address).error() == std::errc::connection_refused);
+}
+
+TEST_CASE("out of descriptors, accept backs off without spinning and succeeds once one is free") {
+    weft::scheduler s(1);
+    weft_test::loopback lo;
+    net::result<net::conn> client = net::dial(lo.address); // waits in the backlog
+    REQUIRE(client);
+    // The lowest free descriptor number becomes the limit: the next accept4 gets EMFILE.
+    const int lowest_free = ::dup(0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit saved{};
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+    weft::future<net::result<net::conn>> accepting =
+        weft_test::spawn_future(s, lo.listener.async_accept());
+    const auto cpu_before = weft_test::cpu_time();
+    std::this_thread::sleep_for(300ms); // a window to measure, not a synchronization
+    const auto cpu = weft_test::cpu_time() - cpu_before;
+    const bool waited = !accepting.ready();
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    CHECK(waited);      // EMFILE did not end the accept
+    CHECK(cpu < 100ms); // it slept between tries (5, 10, 20, ... ms), it did not spin
+    REQUIRE(weft_test::ready_within(accepting, 10s));
+    net::result<net::conn> accepted = accepting.get();
+    REQUIRE(accepted);
+    CHECK(accepted->write_all(net::buffer(std::string_view("hi"))));
+    char buf[2];
+    CHECK(client->read_exact(net::buffer(buf)));
 }
