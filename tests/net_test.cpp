@@ -504,3 +504,56 @@ TEST_CASE("out of descriptors, accept backs off without spinning and succeeds on
     char buf[2];
     CHECK(client->read_exact(net::buffer(buf)));
 }
+
+TEST_CASE("a connection outlives the scheduler whose tasks used it and serves another's") {
+    weft_test::loopback lo;
+    auto [server, client] = weft_test::connected_pair(lo.listener, lo.address);
+    REQUIRE(server);
+    REQUIRE(client);
+    char buf[4];
+    {
+        weft::scheduler first(1);
+        // A read waits (binding the fd to first's poller), then gets its bytes.
+        weft::future<net::io_result> reading =
+            weft_test::spawn_future(first, client->async_read_exact(net::buffer(buf)));
+        CHECK(server->write_all(net::buffer(std::string_view("one!"))));
+        REQUIRE(weft_test::ready_within(reading, 10s));
+        CHECK(reading.get().bytes == 4);
+        // And one is still waiting when `first` goes away: destroyed with its frame.
+        first.spawn([&client]() -> task<void> {
+            char more[4];
+            co_await client->async_read(net::buffer(more));
+        });
+    }
+    CHECK(client->is_open());
+    weft::scheduler second(2);
+    weft::future<net::io_result> reading =
+        weft_test::spawn_future(second, client->async_read_exact(net::buffer(buf)));
+    CHECK(server->write_all(net::buffer(std::string_view("two!"))));
+    REQUIRE(weft_test::ready_within(reading, 10s));
+    CHECK(reading.get().bytes == 4);
+    CHECK(std::string(buf, 4) == "two!");
+}
+
+TEST_CASE("a dial still connecting when its scheduler is destroyed leaves no socket behind") {
+    weft_test::loopback lo({.backlog = 1});
+    std::vector<net::conn> filled; // fill the backlog: the next dial waits for a SYN-ACK
+    for (;;) {
+        net::result<net::conn> c = net::dial(lo.address, {.timeout = 300ms});
+        if (!c)
+            break;
+        filled.push_back(std::move(*c));
+        REQUIRE(filled.size() < 100);
+    }
+    const std::size_t fds_before = weft_test::open_fds();
+    const std::size_t entries_before = weft::detail::io_registry::instance().live();
+    {
+        weft::scheduler s(1);
+        s.spawn([&]() -> task<void> { co_await net::async_dial(lo.address); });
+        // Its socket exists: the dial is waiting for the connection.
+        REQUIRE(weft_test::eventually(
+            [&] { return weft::detail::io_registry::instance().live() > entries_before; }));
+    }
+    CHECK(weft_test::open_fds() == fds_before);
+    CHECK(weft::detail::io_registry::instance().live() == entries_before);
+}

@@ -41,11 +41,11 @@
 #include "detail/deadlock_watch.hpp"
 #include "detail/frame_pool.hpp"
 #include "detail/io_driver.hpp"
-#include "detail/timer_queue.hpp"
 #include "detail/live_tasks.hpp"
 #include "detail/random.hpp"
 #include "detail/spin_mutex.hpp"
 #include "detail/task_host.hpp"
+#include "detail/timer_queue.hpp"
 #include "detail/work_deque.hpp"
 
 #include <algorithm>

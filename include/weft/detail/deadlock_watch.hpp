@@ -134,8 +134,8 @@ private:
         }
         // A pending timer, a blocking call or a registered socket may still wake a task: look
         // again later, since no worker will wake up to arm a new check.
-        if (timer_service::instance().pending() != 0 ||
-            blocking_pool::instance().running() != 0 || host_.may_wake_later())
+        if (timer_service::instance().pending() != 0 || blocking_pool::instance().running() != 0 ||
+            host_.may_wake_later())
             return schedule_check(seen_epoch);
         blocked_counts counts{};
         for (std::size_t kind = 0; kind < counts.size(); ++kind) {

@@ -50,7 +50,7 @@ private:
 
     clock::time_point when_;
     void (*fire_)(timer_entry&) noexcept;
-    std::uint64_t sequence_ = 0;     // ties in deadline fire in the order they were added
+    std::uint64_t sequence_ = 0;       // ties in deadline fire in the order they were added
     std::uint32_t index_ = k_no_index; // in the heap; under the queue's mutex
     std::atomic<int> state_{k_idle};
 };

@@ -127,12 +127,15 @@ inline result<conn> dial(const context& ctx, std::string_view address, dial_opti
             last = socket.error();
             continue;
         }
+        conn owner(weft::detail::net_handle_tag{}, *socket); // closes it unless connected
         weft::detail::net_connect attempt{target};
         last =
             weft::detail::net_run_thread(*socket, weft::detail::io_dir::write, dial_ctx, attempt);
-        if (!last)
-            return conn(weft::detail::net_handle_tag{}, *socket);
-        weft::detail::io_registry::instance().close(*socket);
+        if (!last) {
+            if (cancel)
+                (*cancel)(); // releases the timeout's timer now
+            return owner;
+        }
         if (dial_ctx.err())
             break; // cancelled or timed out: no point trying the next address
     }
@@ -155,12 +158,17 @@ inline task<result<conn>> async_dial(context ctx, std::string address, dial_opti
             last = socket.error();
             continue;
         }
+        // The conn owns the socket from here: closed if the dial fails, or if the frame is
+        // destroyed mid-dial (its scheduler shut down).
+        conn owner(weft::detail::net_handle_tag{}, *socket);
         weft::detail::net_connect attempt{target}; // named: see listener.hpp
         last = co_await weft::detail::net_run_task(*socket, weft::detail::io_dir::write, dial_ctx,
                                                    std::move(attempt));
-        if (!last)
-            co_return conn(weft::detail::net_handle_tag{}, *socket);
-        weft::detail::io_registry::instance().close(*socket);
+        if (!last) {
+            if (cancel)
+                (*cancel)(); // releases the timeout's timer now
+            co_return std::move(owner);
+        }
         if (dial_ctx.err())
             break;
     }
