@@ -507,7 +507,9 @@ TEST_CASE("out of descriptors, accept backs off without spinning and succeeds on
 
 TEST_CASE("a connection outlives the scheduler whose tasks used it and serves another's") {
     weft_test::loopback lo;
-    auto [server, client] = weft_test::connected_pair(lo.listener, lo.address);
+    auto pair = weft_test::connected_pair(lo.listener, lo.address); // a lambda captures client
+    net::result<net::conn>& server = pair.first;
+    net::result<net::conn>& client = pair.second;
     REQUIRE(server);
     REQUIRE(client);
     char buf[4];
