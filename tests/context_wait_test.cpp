@@ -23,17 +23,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool k_tsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool k_tsan = true;
-#else
-constexpr bool k_tsan = false;
-#endif
-#else
-constexpr bool k_tsan = false;
-#endif
+constexpr bool k_tsan = weft_test::k_under_tsan;
 
 // The "cancel 100k waiting tasks" tests: 100,000, or 10,000 under ThreadSanitizer (which
 // tracks every frame's memory and would take minutes).

@@ -13,6 +13,21 @@
 
 namespace weft_test {
 
+// True in a ThreadSanitizer build (GCC defines __SANITIZE_THREAD__, clang has the feature
+// test). Long races run fewer rounds there: TSan reports a data race on the first round that
+// has it, and every round costs 5-20x as much.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool k_under_tsan = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool k_under_tsan = true;
+#else
+inline constexpr bool k_under_tsan = false;
+#endif
+#else
+inline constexpr bool k_under_tsan = false;
+#endif
+
 // Rounds for the long races: WEFT_STRESS_ITERS if set to a positive number, else 3 (what CI
 // runs under the sanitizers). A local soak: `WEFT_STRESS_ITERS=1000 ./build/dev/tests/...`.
 inline int stress_rounds() {
