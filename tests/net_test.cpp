@@ -411,7 +411,7 @@ TEST_CASE("a scheduler destroyed with live connections and waiting tasks leaks n
 
 TEST_CASE("with thousands of idle connections the process uses no CPU") {
     const std::size_t limit = weft_test::raise_fd_limit();
-    const int connections = static_cast<int>(std::min<std::size_t>(5000, (limit - 200) / 2));
+    const int connections = static_cast<int>(std::min<std::size_t>(10000, (limit - 200) / 2));
     weft::scheduler s(2);
     weft_test::loopback lo({.backlog = 8192});
     std::vector<net::conn> accepted;
