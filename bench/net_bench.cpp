@@ -29,7 +29,11 @@
 //   p50_us, p99_us   round-trip latency (client's write start to the end of its echo read),
 //                    percentiles over every round trip of the run
 //
-//   net_bench --benchmark_filter=/100
+// After the run, a table per connection count: each variant's round trips/s and p99 (medians
+// of its runs) and weft's ratio to each peer. Go runs the same workload in bench/peers/go
+// (echo100, echo1000: Go, weft and Asio side by side in one run).
+//
+//   net_bench --benchmark_filter=/100 --benchmark_repetitions=3
 #include "bench_support.hpp"
 
 #include <weft/net.hpp>
@@ -61,7 +65,9 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -123,11 +129,21 @@ std::string first_error(const std::vector<Client>& clients) {
     return {};
 }
 
-// items/s = round trips; p50_us and p99_us over every round trip of every client.
+// What a row measured, kept for the ratio table printed after the run: its round trips/s and
+// p99 per run (several with --benchmark_repetitions; the table takes medians).
+struct row_figures {
+    std::vector<double> rate, p99_us;
+};
+std::map<std::pair<std::string, std::int64_t>, row_figures> g_rows; // {variant, conns}
+
+// items/s = round trips; p50_us and p99_us over every round trip of every client. `looped`:
+// the timed loop's wall time, for the ratio table.
 template <class Client>
-void report(benchmark::State& state, const std::vector<Client>& clients) {
-    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(clients.size()) *
-                            k_batch);
+void report(benchmark::State& state, const std::vector<Client>& clients, const char* variant,
+            clk::duration looped) {
+    const std::int64_t round_trips =
+        state.iterations() * static_cast<std::int64_t>(clients.size()) * k_batch;
+    state.SetItemsProcessed(round_trips);
     std::vector<std::int64_t> all;
     for (const Client& c : clients)
         all.insert(all.end(), c.latency_ns.begin(), c.latency_ns.end());
@@ -140,6 +156,56 @@ void report(benchmark::State& state, const std::vector<Client>& clients) {
     };
     state.counters["p50_us"] = percentile_us(0.50);
     state.counters["p99_us"] = percentile_us(0.99);
+    const double seconds = std::chrono::duration<double>(looped).count();
+    if (seconds > 0) {
+        row_figures& row = g_rows[{variant, static_cast<std::int64_t>(clients.size())}];
+        row.rate.push_back(static_cast<double>(round_trips) / seconds);
+        row.p99_us.push_back(percentile_us(0.99));
+    }
+}
+
+double median(std::vector<double> v) {
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+// After the run: per connection count, each variant's round trips/s and p99 (medians of its
+// runs) and weft's ratio to each peer (weft/peer: above 1, weft did more round trips). Go's row
+// of the same workload is in bench/peers/go (echo100, echo1000), which runs Go, weft and Asio
+// side by side.
+void print_ratios() {
+    if (g_rows.empty())
+        return;
+    std::printf("\nTCP echo, %zu-byte ping-pong, round trips/s (p99 us), medians of the runs:\n",
+                k_size);
+    std::printf("%6s %22s %22s %22s %10s %13s\n", "conns", "weft", "asio", "threads", "weft/asio",
+                "weft/threads");
+    for (std::int64_t conns : {1, 100}) {
+        auto cell = [&](const char* variant) -> std::string {
+            auto it = g_rows.find({variant, conns});
+            if (it == g_rows.end())
+                return "-";
+            char text[48];
+            std::snprintf(text, sizeof text, "%.0f (%.0f)", median(it->second.rate),
+                          median(it->second.p99_us));
+            return text;
+        };
+        auto ratio = [&](const char* peer) -> std::string {
+            auto w = g_rows.find({"weft", conns});
+            auto p = g_rows.find({peer, conns});
+            if (w == g_rows.end() || p == g_rows.end())
+                return "-";
+            char text[16];
+            std::snprintf(text, sizeof text, "%.2f",
+                          median(w->second.rate) / median(p->second.rate));
+            return text;
+        };
+        std::printf("%6lld %22s %22s %22s %10s %13s\n", static_cast<long long>(conns),
+                    cell("weft").c_str(), cell("asio").c_str(), cell("threads").c_str(),
+                    ratio("asio").c_str(), ratio("threads").c_str());
+    }
 }
 
 // --- weft: weft::net tasks on a 2-worker scheduler ----------------------------------------------
@@ -226,6 +292,7 @@ void BM_echo_weft_tasks(benchmark::State& state) {
     std::string error =
         weft::sync_wait(s, weft_connect(*l, address, clients, conns, served, server_errors));
 
+    const clk::time_point loop_begin = clk::now();
     if (error.empty()) {
         for (auto _ : state) {
             std::vector<weft::task<void>> batch;
@@ -238,6 +305,7 @@ void BM_echo_weft_tasks(benchmark::State& state) {
                 break;
         }
     }
+    const clk::duration looped = clk::now() - loop_begin;
 
     for (weft_client& cl : clients)
         cl.conn.close();
@@ -250,7 +318,7 @@ void BM_echo_weft_tasks(benchmark::State& state) {
         state.SkipWithError(error.c_str());
         return;
     }
-    report(state, clients);
+    report(state, clients, "weft", looped);
 }
 
 // --- countdown: a thread waits for the work added to finish (asio; a wait_group without weft) --
@@ -396,6 +464,7 @@ void BM_echo_asio(benchmark::State& state) {
     }
 
     countdown batch;
+    const clk::time_point loop_begin = clk::now();
     if (error.empty()) {
         for (auto _ : state) {
             batch.add(conns);
@@ -412,6 +481,7 @@ void BM_echo_asio(benchmark::State& state) {
                 break;
         }
     }
+    const clk::duration looped = clk::now() - loop_begin;
 
     // Each client closed on its own context; its server then reads eof.
     for (asio_client& cl : clients)
@@ -435,7 +505,7 @@ void BM_echo_asio(benchmark::State& state) {
         state.SkipWithError(error.c_str());
         return;
     }
-    report(state, clients);
+    report(state, clients, "asio", looped);
 }
 #endif
 
@@ -599,6 +669,7 @@ void BM_echo_threads(benchmark::State& state) {
             }
         });
 
+    const clk::time_point loop_begin = clk::now();
     if (error.empty()) {
         for (auto _ : state) {
             sync.arrive_and_wait(); // start
@@ -608,6 +679,7 @@ void BM_echo_threads(benchmark::State& state) {
                 break;
         }
     }
+    const clk::duration looped = clk::now() - loop_begin;
 
     stop.store(true, std::memory_order_relaxed);
     sync.arrive_and_wait();
@@ -624,7 +696,7 @@ void BM_echo_threads(benchmark::State& state) {
         state.SkipWithError(error.c_str());
         return;
     }
-    report(state, clients);
+    report(state, clients, "threads", looped);
 }
 
 void register_benchmarks() {
@@ -650,5 +722,5 @@ void register_benchmarks() {
 } // namespace
 
 int main(int argc, char** argv) {
-    return weft_bench::run_benchmarks(argc, argv, register_benchmarks);
+    return weft_bench::run_benchmarks(argc, argv, register_benchmarks, print_ratios);
 }
