@@ -11,7 +11,10 @@
 // once on the server side, last_sent_ms (when the last request was written, from the clock's
 // start: the dials' and writes' share of the wall time), the descriptor limit. Check: all n
 // responses right, no error on either side, every server goroutine finished, wall time at
-// least call_ms.
+// least call_ms. With -limit=L > 0 (workload slowcalls_tcp_limited) at most L calls are in
+// flight: a buffered channel of L slots as a counting semaphore (sem <- struct{}{} before a
+// call's goroutine starts, <-sem after it closed its connection); the wall time is then at
+// least ceil(n/L) x call_ms.
 package main
 
 import (
@@ -54,6 +57,7 @@ func atomicMax(p *int64, v int64) {
 func main() {
 	n := flag.Int64("n", 1000, "calls (connections)")
 	callMs := flag.Int64("call_ms", 200, "how long the server waits before answering, ms")
+	limit := flag.Int64("limit", 0, "most calls in flight (0: all at once)")
 	common.Parse("goroutines")
 	d := time.Duration(*callMs) * time.Millisecond
 
@@ -106,10 +110,20 @@ func main() {
 	start := time.Now()
 	var clients sync.WaitGroup
 	var good, clientErrors, lastSent int64 // lastSent: ns after start
+	var sem chan struct{}                  // at most *limit calls in flight: a counting semaphore
+	if *limit > 0 {
+		sem = make(chan struct{}, *limit)
+	}
 	clients.Add(int(*n))
 	for i := int64(0); i < *n; i++ {
+		if sem != nil {
+			sem <- struct{}{} // take a slot
+		}
 		go func(i uint64) {
 			defer clients.Done()
+			if sem != nil {
+				defer func() { <-sem }() // after c.Close (deferred later, run first)
+			}
 			c, err := net.Dial("tcp", address)
 			if err != nil {
 				atomic.AddInt64(&clientErrors, 1)
@@ -143,15 +157,22 @@ func main() {
 	served.Wait() // every server goroutine has closed its end (outside the clock)
 	ln.Close()
 
+	workload, lower := "slowcalls_tcp", d // one call's time, or n/limit waves of it
+	if *limit > 0 {
+		workload = "slowcalls_tcp_limited"
+		lower = d * time.Duration((*n+*limit-1) / *limit)
+	}
 	why := ""
 	switch {
 	case good != *n || clientErrors != 0 || serverErrors != 0 || accepted != *n:
 		why = fmt.Sprintf("%d right responses of %d, %d accepted, errors: client %d, server %d (fd limit %d)",
 			good, *n, accepted, clientErrors, serverErrors, rl.Cur)
-	case t.Wall < d:
-		why = fmt.Sprintf("took %v, less than one call's %v", t.Wall, d)
+	case *limit > 0 && st.maxInFlight > *limit:
+		why = fmt.Sprintf("%d calls in flight at once, limit %d", st.maxInFlight, *limit)
+	case t.Wall < lower*95/100:
+		why = fmt.Sprintf("took %v, less than the lower bound %v", t.Wall, lower)
 	}
-	common.Report("slowcalls_tcp", t, why == "", why,
+	common.Report(workload, t, why == "", why,
 		common.I("n", *n), common.I("peak_threads", threads),
 		common.F("peak_rss_mb", common.MB(common.Status("VmHWM"))),
 		common.I("max_in_flight", st.maxInFlight),
