@@ -179,6 +179,7 @@ public:
         }
         e->fd_ = fd;
         e->owns_fd_ = owns_fd;
+        // relaxed: a fresh entry's deadlines; published with the handle (below).
         e->deadline_ns_[0].store(io_entry::k_no_deadline, std::memory_order_relaxed);
         e->deadline_ns_[1].store(io_entry::k_no_deadline, std::memory_order_relaxed);
         // relaxed: the handle is published to other threads by whatever hands the conn over.
