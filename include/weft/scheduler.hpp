@@ -206,6 +206,7 @@ private:
     static std::coroutine_handle<> take_ready(detail::worker& w);
     int poll_timeout_ms() const noexcept;
     void wake_one() noexcept;
+    void pass_wake_on() noexcept;
     void wake_all() noexcept;
 
     // What the deadlock watch reads of us (see detail/deadlock_watch.hpp).
@@ -359,6 +360,9 @@ struct worker {
     // waiting (p99 of a 1000-connection echo: 300 ms against Go's 70); and not the injection
     // queue, which a worker busy with its deque serves only every 61 tasks (timers woke late).
     bool batching = false;
+    // Set when this worker comes back from sleeping (on epoch_ or in epoll_wait); the first
+    // task it then finds makes it pass the wake-up on if more work is queued (run_worker).
+    bool just_woke = false;
     std::vector<std::coroutine_handle<>> woken;
     spin_mutex ready_mutex; // guards `ready`
     std::deque<std::coroutine_handle<>> ready;
@@ -520,10 +524,15 @@ inline void scheduler::run_worker(std::size_t index) {
     // acquire: pairs with the release store in the destructor. Checked before every step,
     // so a task that keeps yielding cannot hold the worker past a stop.
     while (!stopping_.load(std::memory_order_acquire)) {
-        if (std::coroutine_handle<> h = find_work(self))
+        if (std::coroutine_handle<> h = find_work(self)) {
+            if (self.just_woke) {
+                self.just_woke = false;
+                pass_wake_on();
+            }
             h.resume();
-        else
+        } else {
             park();
+        }
     }
     detail::current_worker::get() = {};
 }
@@ -691,8 +700,23 @@ inline void scheduler::park() {
     if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
         deadlock_.arm(seen);
         epoch_.wait(seen, std::memory_order_acquire); // acquire: as the load of seen
+        self.just_woke = true;
     }
     sleepers_.fetch_sub(1, std::memory_order_relaxed); // relaxed: only a count
+}
+
+// A worker back from sleep that found a task wakes one more sleeper if work is still queued
+// (Go's resetspinning -> wakep). Needed because wake_one() counts a sleeper that was already
+// notified but has not yet left sleepers_: two spawns in a row both see two sleepers, both
+// notify epoch_, and the second notify reaches nobody when the other sleeper is the poller in
+// epoll_wait (or has been notified too). The woken worker decremented sleepers_ before this
+// fence, so of a producer that missed that decrement and this check, one sees the other's
+// write: either the producer's wake_one counted right, or we see its task here.
+inline void scheduler::pass_wake_on() noexcept {
+    // seq_cst: pairs with the fence in wake_one() (see above).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (has_work())
+        wake_one();
 }
 
 // The idle worker that holds the poll token sleeps in epoll_wait rather than on epoch_, with
@@ -711,6 +735,7 @@ inline void scheduler::park_in_poller(detail::worker& self) {
     if (!has_work() && !stopping_.load(std::memory_order_acquire)) {
         deadlock_.arm(epoch_.load(std::memory_order_acquire)); // acquire: as in park()
         io_.poll(poll_timeout_ms());
+        self.just_woke = true;
     }
     poller_parked_.store(false, std::memory_order_relaxed); // relaxed: a hint for wake_one
     sleepers_.fetch_sub(1, std::memory_order_relaxed);      // relaxed: only a count
