@@ -6,6 +6,7 @@
 #include "net_support.hpp"
 #include "test_support.hpp"
 
+#include <weft/channel.hpp>
 #include <weft/context.hpp>
 #include <weft/net.hpp>
 #include <weft/scheduler.hpp>
@@ -474,11 +475,31 @@ TEST_CASE("closing a listener ends a waiting accept with closed, and accept afte
     CHECK(net::dial(lo.address).error() == std::errc::connection_refused);
 }
 
+// Accepts once `go` says so: what it allocates (the task, the future's state) is allocated
+// before the test takes the descriptors away.
+weft::task<net::result<net::conn>> accept_when_told(net::listener& l, weft::channel<int> go) {
+    (void)co_await go.async_recv();
+    net::result<net::conn> c = co_await l.async_accept();
+    co_return std::move(c);
+}
+
 TEST_CASE("out of descriptors, accept backs off without spinning and succeeds once one is free") {
+    if (weft_test::k_under_asan) {
+        // UBSan (built with ASan here) probes memory through a pipe when it checks a vptr it has
+        // not seen; with no descriptor left that fails and it reports an "invalid vptr" in
+        // whatever runs (the std::error_category compare in accept's EMFILE path, Catch2's
+        // expression objects). The case runs in the dev and TSan builds and on Debian 13.
+        WARN("skipped under AddressSanitizer + UBSan: its checks need free descriptors");
+        return;
+    }
     weft::scheduler s(1);
     weft_test::loopback lo;
     net::result<net::conn> client = net::dial(lo.address); // waits in the backlog
     REQUIRE(client);
+    // The task and the future's state are made before the limit is tightened.
+    weft::channel<int> go(1);
+    weft::future<net::result<net::conn>> accepting =
+        weft_test::spawn_future(s, accept_when_told(lo.listener, go));
     // The lowest free descriptor number becomes the limit: the next accept4 gets EMFILE.
     const int lowest_free = ::dup(0);
     REQUIRE(lowest_free >= 0);
@@ -487,14 +508,17 @@ TEST_CASE("out of descriptors, accept backs off without spinning and succeeds on
     ::getrlimit(RLIMIT_NOFILE, &saved);
     rlimit tight = saved;
     tight.rlim_cur = static_cast<rlim_t>(lowest_free);
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
-    weft::future<net::result<net::conn>> accepting =
-        weft_test::spawn_future(s, lo.listener.async_accept());
+    // Nothing here that UBSan checks until the limit is back (a Catch2 assertion is an object
+    // with a vptr too): plain values, asserted afterwards.
+    const bool tightened = ::setrlimit(RLIMIT_NOFILE, &tight) == 0;
+    const bool sent = tightened && go.try_send(1) == weft::status::ok; // the accept meets EMFILE
     const auto cpu_before = weft_test::cpu_time();
     std::this_thread::sleep_for(300ms); // a window to measure, not a synchronization
     const auto cpu = weft_test::cpu_time() - cpu_before;
     const bool waited = !accepting.ready();
     REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    REQUIRE(tightened);
+    REQUIRE(sent);
     CHECK(waited);      // EMFILE did not end the accept
     CHECK(cpu < 100ms); // it slept between tries (5, 10, 20, ... ms), it did not spin
     REQUIRE(weft_test::ready_within(accepting, 10s));

@@ -28,6 +28,19 @@ inline constexpr bool k_under_tsan = false;
 inline constexpr bool k_under_tsan = false;
 #endif
 
+// True in an AddressSanitizer build (the asan preset: ASan + UBSan).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool k_under_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool k_under_asan = true;
+#else
+inline constexpr bool k_under_asan = false;
+#endif
+#else
+inline constexpr bool k_under_asan = false;
+#endif
+
 // Rounds for the long races: WEFT_STRESS_ITERS if set to a positive number, else 3 (what CI
 // runs under the sanitizers). A local soak: `WEFT_STRESS_ITERS=1000 ./build/dev/tests/...`.
 inline int stress_rounds() {
